@@ -1,0 +1,1 @@
+"""The RLM engine: root loop, REPL worker, model client, budgets and trace (Qt-free)."""

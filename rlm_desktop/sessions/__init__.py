@@ -1,0 +1,1 @@
+"""Saved investigations: store, replay and export (Qt-free)."""

@@ -1,0 +1,1 @@
+"""The scripted OpenAI-compatible server used by tests and by `--demo`."""
