@@ -150,7 +150,10 @@ def _attachment(
             inner = part.get_payload()
             inner_message = inner[0] if isinstance(inner, list) and inner else None
             if isinstance(inner_message, Message):
-                yield from message_parts(inner_message, ctx.nested(), name=f"{name}/{filename}")
+                for child in message_parts(inner_message, ctx.nested(), name=f"{name}/{filename}"):
+                    if child.parent is None:
+                        child.parent = parent
+                    yield child
                 return
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes) or not payload:

@@ -1,0 +1,161 @@
+"""`rlm-desktop`: the desktop app by default, subcommands for headless use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import threading
+from collections.abc import Sequence
+
+from rlm_desktop import __version__
+
+EXIT_OK = 0
+EXIT_NOTHING_READ = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlm-desktop",
+        description="Ask hard questions of large document sets with Recursive Language Models.",
+    )
+    parser.add_argument("--version", action="version", version=f"rlm-desktop {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="read documents and report what was found",
+        description="Read PDFs, Word files, mailboxes, logs and text (files or folders) and "
+        "list every file with its counts, or the reason it could not be read.",
+    )
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    ingest.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    ingest.add_argument(
+        "--password", action="append", default=[], metavar="PW",
+        help="password for protected PDFs (repeat to try several)",
+    )
+    ingest.add_argument("--no-cache", action="store_true", help="ignore and bypass the text cache")
+    ingest.add_argument("--workers", type=_positive_int, metavar="N",
+                        help="parser processes (default: one per CPU)")
+    ingest.add_argument("--timeout", type=_positive_float, metavar="S",
+                        help="seconds allowed per file before it is given up (default 120)")
+    return parser
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return number
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["--ingest-worker"]:  # the frozen app starting a parser process
+        from rlm_desktop.corpus.worker import worker_main
+
+        return worker_main()
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command == "ingest":
+        return _run_ingest(args)
+    parser.print_help()
+    print("\nThe desktop window is not part of this build yet; use the commands above.")
+    return EXIT_OK
+
+
+def _run_ingest(args: argparse.Namespace) -> int:
+    from rlm_desktop.corpus.ingest import Progress, ingest
+    from rlm_desktop.corpus.limits import Limits
+
+    limits = Limits()
+    if args.timeout:
+        limits = Limits(**{**limits.to_dict(), "seconds_per_file": args.timeout,
+                           "seconds_per_mib": 0.0})
+    show_progress = sys.stderr.isatty() and not args.json
+    width = shutil.get_terminal_size().columns
+
+    def progress(p: Progress) -> None:
+        line = (f"[{p.files_done}/{p.files_total}] {p.bytes_done / 2**20:,.1f}/"
+                f"{p.bytes_total / 2**20:,.1f} MiB  {p.current or ''}")
+        sys.stderr.write("\r" + line[: width - 1].ljust(width - 1))
+        sys.stderr.flush()
+
+    cancel = threading.Event()
+    try:
+        result = ingest(args.paths, limits=limits, passwords=args.password,
+                        progress=progress if show_progress else None, cancel=cancel,
+                        workers=args.workers, use_cache=not args.no_cache)
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if show_progress:
+        sys.stderr.write("\r" + " " * (width - 1) + "\r")
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_table(result))
+    return EXIT_OK if result.documents else EXIT_NOTHING_READ
+
+
+def format_table(result: object) -> str:
+    """A readable table of an IngestResult, one row per file, and a summary line."""
+    from rlm_desktop.corpus.ingest import IngestResult
+
+    assert isinstance(result, IngestResult)
+    rows = [("", "KIND", "FILE", "CHARS", "CONTENT")]
+    for f in result.files:
+        if f.error is not None:
+            rows.append(("✗", f.kind, f.name, "", f"error: {f.error}"))
+            continue
+        if f.pages is not None:
+            content = _count(f.pages, "page")
+        elif f.messages is not None:
+            content = _count(f.messages, "message")
+        elif f.format == "zip":
+            content = _count(len(f.documents), "document")
+        else:
+            content = _count(f.lines, "line")
+        extra = len(f.documents) - (f.messages or 1)
+        if extra > 0 and f.format != "zip":
+            content += f" + {_count(extra, 'attachment')}"
+        if f.warnings:
+            content += f" ({_count(len(f.warnings), 'warning')})"
+        rows.append(("✓", f.kind, f.name, f"{f.chars:,}", content))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = []
+    for row in rows:
+        cells = [row[i].rjust(widths[i]) if i == 3 else row[i].ljust(widths[i])
+                 for i in range(4)]
+        lines.append("  ".join([*cells, row[4]]).rstrip())
+    docs = result.documents
+    pages = sum(f.pages or 0 for f in result.files)
+    messages = sum(f.messages or 0 for f in result.files)
+    chars = sum(f.chars for f in result.files)
+    summary = (f"{_count(len(result.files), 'file')}, {_count(len(docs), 'document')} "
+               f"({_count(pages, 'page')}, {_count(messages, 'message')}, "
+               f"{chars:,} characters, ~{chars // 4:,} tokens); "
+               f"{_count(len(result.failed), 'error')}")
+    if result.cancelled:
+        summary += "; cancelled"
+    return "\n".join([*lines, "", summary])
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
