@@ -1,4 +1,4 @@
-"""Per-user directories (platformdirs), overridable with RLM_DESKTOP_HOME for tests and portable use."""
+"""Per-user directories (platformdirs); RLM_DESKTOP_HOME overrides them (tests, portable use)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Documents with provenance: normalized text plus an index mapping offsets to (page, line) and back.
+"""Documents with provenance: normalized text, and offsets mapped to (page, line) and back.
 
 Offsets are indices into `Document.text` (a Python str). Lines are 1-based; in a paged
 document (PDF) a line number counts from the top of its page, elsewhere from the top of the

@@ -25,7 +25,6 @@ from rlm_desktop.corpus.errors import ExtractionError
 from rlm_desktop.corpus.formats import DOCUMENT_KIND, EXTRACTOR_VERSION, detect
 from rlm_desktop.corpus.limits import Limits
 from rlm_desktop.corpus.worker import (
-    JSON_FRAME,
     TEXT_FRAME,
     Event,
     WorkerProcess,
@@ -538,7 +537,7 @@ class _Run:
             manifest.error, manifest.error_code = error["message"], error["code"]
             if task.text is not None:
                 task.text.discard()
-            cacheable = bool(error.get("deterministic")) and manifest.sha256
+            cacheable = bool(error.get("deterministic")) and bool(manifest.sha256)
         else:
             if task.text is not None:
                 task.text.commit()

@@ -10,6 +10,7 @@ Run as `python -m rlm_desktop.corpus.worker` (or the frozen app with `--ingest-w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 JSON_FRAME = 0
 TEXT_FRAME = 1
@@ -37,7 +38,7 @@ class ProtocolError(Exception):
     """The other side sent something that is not a valid frame."""
 
 
-def write_frame(out: BinaryIO, kind: int, payload: bytes) -> None:
+def write_frame(out: IO[bytes], kind: int, payload: bytes) -> None:
     if len(payload) > MAX_FRAME:
         raise ProtocolError(f"frame of {len(payload)} bytes exceeds the maximum")
     out.write(_HEADER.pack(len(payload), kind))
@@ -45,11 +46,11 @@ def write_frame(out: BinaryIO, kind: int, payload: bytes) -> None:
     out.flush()
 
 
-def send_json(out: BinaryIO, message: dict[str, Any]) -> None:
+def send_json(out: IO[bytes], message: dict[str, Any]) -> None:
     write_frame(out, JSON_FRAME, json.dumps(message).encode("utf-8"))
 
 
-def read_frame(inp: BinaryIO) -> tuple[int, bytes] | None:
+def read_frame(inp: IO[bytes]) -> tuple[int, bytes] | None:
     """The next frame, or None at a clean end of stream."""
     header = _read_exact(inp, _HEADER.size)
     if header is None:
@@ -63,7 +64,7 @@ def read_frame(inp: BinaryIO) -> tuple[int, bytes] | None:
     return kind, payload
 
 
-def _read_exact(inp: BinaryIO, size: int) -> bytes | None:
+def _read_exact(inp: IO[bytes], size: int) -> bytes | None:
     chunks = []
     remaining = size
     while remaining:
@@ -89,10 +90,8 @@ def _apply_limits(memory_bytes: int) -> None:
         limit = getattr(resource, name, None)
         if limit is None or (name == "RLIMIT_AS" and sys.platform == "darwin"):
             continue  # macOS does not enforce RLIMIT_AS
-        try:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(limit, (value, value))
-        except (ValueError, OSError):
-            pass
 
 
 def sha256_of(path: str) -> str:
@@ -267,10 +266,8 @@ class WorkerProcess:
 
     def close(self) -> None:
         if self.process.stdin is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.process.stdin.close()
-            except OSError:
-                pass
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:

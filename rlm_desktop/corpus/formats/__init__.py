@@ -59,6 +59,14 @@ _EXTENSIONS = {
     ".xhtml": "html",
 }
 
+#: Plain-text files by another name: source code, configuration, patches, calendars.
+_TEXT_EXTENSIONS = frozenset({
+    ".asc", ".c", ".cfg", ".conf", ".cpp", ".cs", ".css", ".diff", ".go", ".h", ".ics", ".ini",
+    ".java", ".js", ".kt", ".patch", ".php", ".pl", ".properties", ".py", ".r", ".rb", ".rs",
+    ".sh", ".sha256", ".sql", ".srt", ".swift", ".tex", ".toml", ".ts", ".vcf", ".xml",
+    ".yaml", ".yml",
+})
+
 #: Formats that we recognise but do not read, with the advice we give.
 _KNOWN_UNSUPPORTED = {
     ".doc": "legacy Word .doc is not supported; save it as .docx",
@@ -128,7 +136,11 @@ def detect(name: str, head: bytes) -> str:
         raise UnsupportedFormat(f"unsupported format: {_KNOWN_UNSUPPORTED[suffix]}")
     if _ROTATED.search(lower):
         return "log"
-    # No telling extension: look at the bytes.
+    if suffix in _TEXT_EXTENSIONS:
+        return "text"
+    if suffix:
+        raise UnsupportedFormat(f"unsupported format: '{suffix}' files cannot be read")
+    # No extension: look at the bytes.
     if b"%PDF-" in head[:1024]:
         return "pdf"
     if head.startswith(b"From "):
@@ -141,8 +153,7 @@ def detect(name: str, head: bytes) -> str:
         return "log"
     if head and looks_like_text(head):
         return "text"
-    what = f"'{suffix}' files" if suffix else "files of this type"
-    raise UnsupportedFormat(f"unsupported format: {what} cannot be read")
+    raise UnsupportedFormat("unsupported format: not a document type that can be read")
 
 
 def _unsupported_compressed(name: str) -> str:
@@ -164,9 +175,12 @@ def looks_like_text(sample: bytes) -> bool:
     if sample.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")):
         return True
     controls = sum(sample.count(bytes([b])) for b in _BINARY_BYTES)
-    text = sample.decode("utf-8", errors="replace")
-    invalid = text.count("\ufffd")
-    return (controls + invalid) <= 0.1 * len(sample)
+    if controls > 0.05 * len(sample):
+        return False
+    # Text in a legacy 8-bit charset is full of invalid UTF-8 but has no control bytes;
+    # random data has both.
+    invalid = sample.decode("utf-8", errors="replace").count("\ufffd")
+    return not (invalid > 0.3 * len(sample) and controls > 0.01 * len(sample))
 
 
 _BINARY_BYTES = [b for b in range(32) if b not in (9, 10, 12, 13, 27)] + [127]

@@ -60,8 +60,8 @@ def extract_zip(source: Source, ctx: ExtractContext) -> Iterator[Part]:
                     yield part
             except ExtractionError as exc:
                 ctx.warn(f"{name}: {exc}")
-        if not found and not ctx.warnings:
-            raise DamagedFile("the archive holds no documents")
+        if not found:
+            raise DamagedFile("the archive holds no readable documents")
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: ExtractContext) -> bytes:

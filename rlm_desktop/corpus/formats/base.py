@@ -29,7 +29,7 @@ class Source:
         if self._data is not None:
             return io.BytesIO(self._data)
         assert self.path is not None
-        return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+        return open(self.path, "rb")
 
     def read(self, limit: int | None = None) -> bytes:
         """All bytes, refusing files over `limit` before reading them."""

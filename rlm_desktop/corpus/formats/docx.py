@@ -92,7 +92,7 @@ def _document_text(document: Any) -> tuple[str, dict[str, Any]]:
             part = getattr(section, attr)
             if part.is_linked_to_previous:
                 continue
-            text = "\n".join(_blocks(part._element, {})).strip()  # noqa: SLF001
+            text = "\n".join(_blocks(part._element, {})).strip()
             if text and text not in bucket:
                 bucket.append(text)
     notes = _notes(document)
@@ -195,7 +195,7 @@ def _comments(document: Any) -> list[str]:
         return []
     out = []
     for comment in comments:
-        text = " ".join(" ".join(_blocks(comment._element, {})).split())  # noqa: SLF001
+        text = " ".join(" ".join(_blocks(comment._element, {})).split())
         author = getattr(comment, "author", "") or "unknown"
         if text:
             out.append(f"{author}: {text}")

@@ -7,7 +7,7 @@ attachment names), a blank line, then the body. `meta` holds the same fields for
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ def parse_date(value: str) -> datetime | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 

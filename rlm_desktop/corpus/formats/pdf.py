@@ -3,17 +3,18 @@
 A page pdfium cannot read is retried with pypdf, so one damaged page does not lose the
 document. A page whose text objects pdfium cannot map to characters (CID fonts without a
 ToUnicode map, common in Japanese and Chinese PDFs) is re-read with pdfminer.six, which
-carries the Adobe CID-to-Unicode tables. Encrypted files with an empty user password open as is; others need a password
-from the context and otherwise fail with PasswordRequired.
+carries the Adobe CID-to-Unicode tables. Encrypted files with an empty user password open
+as is; others need a password from the context and otherwise fail with PasswordRequired.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
-from datetime import datetime, timedelta, timezone
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from rlm_desktop.corpus.document import normalize_text
@@ -48,10 +49,9 @@ def _part(pages: list[str], meta: dict[str, Any], ctx: ExtractContext) -> Part:
     starts: list[int] = []
     chunks: list[str] = []
     offset = 0
-    for text in pages:
-        text = normalize_text(text).strip("\n")
+    for raw in pages:
         # Every page ends with a line break so the next one starts on a line of its own.
-        text += "\n"
+        text = normalize_text(raw).strip("\n") + "\n"
         starts.append(offset)
         chunks.append(text)
         offset += len(text)
@@ -66,7 +66,7 @@ def _with_pdfium(data: bytes, ctx: ExtractContext) -> tuple[list[str] | None, di
 
     document = None
     password: str | None = None
-    for password in (None, *ctx.passwords):  # noqa: B007 - the password that opened it is used
+    for password in (None, *ctx.passwords):
         try:
             document = pdfium.PdfDocument(data, password=password)
             break
@@ -76,10 +76,8 @@ def _with_pdfium(data: bytes, ctx: ExtractContext) -> tuple[list[str] | None, di
     if document is None:
         raise PasswordRequired(_password_message(ctx))
     meta: dict[str, Any] = {}
-    try:
+    with contextlib.suppress(pdfium.PdfiumError):
         meta = _clean_meta(document.get_metadata_dict())
-    except pdfium.PdfiumError:
-        pass
     if password is not None:
         meta["encrypted"] = True
         meta["opened_with_password"] = True
@@ -155,7 +153,9 @@ def _open_pypdf(data: bytes, ctx: ExtractContext) -> Any:
     except PasswordRequired:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
-        raise DamagedFile(f"damaged PDF that neither pdfium nor pypdf can read: {_short(exc)}") from exc
+        raise DamagedFile(
+            f"damaged PDF that neither pdfium nor pypdf can read: {_short(exc)}"
+        ) from exc
 
 
 def _with_pypdf(data: bytes, ctx: ExtractContext) -> tuple[list[str], dict[str, Any]]:

@@ -33,30 +33,39 @@ def extract_text(source: Source, ctx: ExtractContext) -> Iterator[Part]:
     fmt = detect(source.name, source.head())
     kind = DOCUMENT_KIND.get(fmt, "text")
     named_compression = split_compression(source.name)[1]
-    with source.open() as handle:
-        head = handle.read(8)
-        handle.seek(0)
-        actual = sniff_compression(head)
-        if named_compression and actual != named_compression:
-            raise DamagedFile(
-                f"not a {named_compression} file: the name says compressed, the content is not"
-            )
-        if actual and not named_compression and fmt not in ("log", "text"):
-            raise UnsupportedFormat(f"unsupported format: {actual}-compressed {fmt}")
-        blocks = _decompressed(handle, actual, ctx, source.name) if actual else _raw(handle)
-        if kind in ("log", "text", "markdown", "csv", "json"):
-            meta = {"compression": actual} if actual else {}
-            chunks = _decoded_chunks(blocks, ctx)
-            first = next(chunks, None)
-            if first is None:
-                raise DamagedFile("no text: the file decompresses to nothing")
-            yield Part(name="", kind=kind, text=_chain(first, chunks), meta=meta)
-        else:  # html: needs the whole document to find its structure
+    actual = sniff_compression(source.head(8))
+    if named_compression and actual != named_compression:
+        raise DamagedFile(
+            f"not a {named_compression} file: the name says compressed, the content is not"
+        )
+    if actual and not named_compression and fmt not in ("log", "text"):
+        raise UnsupportedFormat(f"unsupported format: {actual}-compressed {fmt}")
+    if kind == "html":  # needs the whole document to find its structure
+        with source.open() as handle:
+            blocks = _decompressed(handle, actual, ctx, source.name) if actual else _raw(handle)
             data = b"".join(_bounded(blocks, ctx.limits.max_parsed_bytes))
-            from rlm_desktop.corpus.formats.html import html_to_text
+        from rlm_desktop.corpus.formats.html import html_to_text
 
-            text = html_to_text(decode_bytes(data, ctx))
-            yield Part(name="", kind=kind, text=normalize_text(text))
+        text = html_to_text(decode_bytes(data, ctx))
+        yield Part(name="", kind=kind, text=normalize_text(text))
+        return
+    chunks = _stream(source, actual, ctx)
+    # The first chunk is read now so that a binary or damaged file fails here, not later
+    # in whoever consumes the text; the generator keeps the file open until it is done.
+    first = next(chunks, None)
+    if first is None:
+        raise DamagedFile("no text: the file decompresses to nothing")
+    meta = {"compression": actual} if actual else {}
+    yield Part(name="", kind=kind, text=_chain(first, chunks), meta=meta)
+
+
+def _stream(source: Source, compression: str | None, ctx: ExtractContext) -> Iterator[str]:
+    with source.open() as handle:
+        blocks = (
+            _decompressed(handle, compression, ctx, source.name) if compression
+            else _raw(handle)
+        )
+        yield from _decoded_chunks(blocks, ctx)
 
 
 def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
