@@ -230,8 +230,12 @@ class WorkerProcess:
         )
         self.stderr_tail = b""
         self._events = events
-        threading.Thread(target=self._pump, daemon=True, name=f"parser-{ident}").start()
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._threads = [
+            threading.Thread(target=self._pump, daemon=True, name=f"parser-{ident}"),
+            threading.Thread(target=self._drain_stderr, daemon=True, name=f"parser-{ident}-err"),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
@@ -273,6 +277,12 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
         self._home.cleanup()
 
     @property
