@@ -11,6 +11,7 @@ import codecs
 import re
 from collections.abc import Iterator
 from email import message_from_bytes
+from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
@@ -228,7 +229,7 @@ def _decode_payload(part: Message) -> str:
             return payload.decode("utf-8")
         except UnicodeDecodeError:
             pass
-    return payload.decode(codec_for(part.get_content_charset()), errors="replace")
+    return decode_labelled(payload, part.get_content_charset())
 
 
 def codec_for(charset: str | None) -> str:
@@ -241,6 +242,22 @@ def codec_for(charset: str | None) -> str:
         return codecs.lookup(label).name
     except LookupError:
         return "utf-8"
+
+
+def decode_labelled(data: bytes, charset: str | None) -> str:
+    """Bytes in their declared charset (bad bytes replaced); with no usable label, UTF-8 if
+    the bytes are valid UTF-8, else Windows-1252."""
+    label = _CHARSET_ALIASES.get((charset or "").strip().strip('"').lower(), charset)
+    try:
+        codec = codecs.lookup(label).name if label else None
+    except LookupError:
+        codec = None
+    if codec is not None:
+        return data.decode(codec, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
 
 
 def decode_header_value(value: object, fallback: str = "cp1252") -> str:
@@ -258,14 +275,21 @@ def decode_header_value(value: object, fallback: str = "cp1252") -> str:
     if "=?" not in text:
         return " ".join(text.split())
     try:
-        decoded = str(make_header(decode_header(text)))
+        chunks = decode_header(text)
+    except HeaderParseError:  # a broken encoded word: show the header as it is
+        return " ".join(text.split())
+    try:
+        decoded = str(make_header(chunks))
     except (LookupError, UnicodeError, ValueError, AssertionError):
         pieces = []
-        for chunk, charset in decode_header(text):
-            if isinstance(chunk, bytes):
-                pieces.append(chunk.decode(codec_for(charset), errors="replace"))
-            else:
+        for chunk, charset in chunks:
+            if isinstance(chunk, str):
                 pieces.append(chunk)
+            elif charset is None:
+                # decode_header hands back unencoded runs as raw-unicode-escape bytes.
+                pieces.append(chunk.decode("raw-unicode-escape", errors="replace"))
+            else:
+                pieces.append(decode_labelled(chunk, charset))
         decoded = "".join(pieces)
     return " ".join(decoded.split())
 

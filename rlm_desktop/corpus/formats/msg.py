@@ -15,8 +15,6 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 from email.policy import compat32
@@ -30,6 +28,7 @@ from rlm_desktop.corpus.errors import DamagedFile, ExtractionError, UnsupportedF
 from rlm_desktop.corpus.formats import detect, extract_nested, looks_like_text
 from rlm_desktop.corpus.formats.base import ExtractContext, Part, Source
 from rlm_desktop.corpus.formats.html import html_to_text
+from rlm_desktop.corpus.formats.mail import decode_header_value
 from rlm_desktop.corpus.formats.mailtext import (
     MessageHeaders,
     message_meta,
@@ -348,29 +347,7 @@ def _address(name: str, address: str) -> str:
 
 def _header(message: Message, field: str) -> str:
     """An RFC 2047-decoded header value; unknown charsets and bad bytes never fail."""
-    value = message.get(field)
-    if value is None:
-        return ""
-    text = str(value)
-    try:
-        chunks = decode_header(text)
-    except HeaderParseError:  # a broken base64 word: show the header as it is
-        return _one_line(text)
-    try:
-        decoded = str(make_header(chunks))
-    except (LookupError, UnicodeError, ValueError, AssertionError):
-        pieces = []
-        for chunk, charset in chunks:
-            if isinstance(chunk, str):
-                pieces.append(chunk)
-                continue
-            try:
-                # decode_header hands back unencoded runs as raw-unicode-escape bytes.
-                pieces.append(chunk.decode(charset or "raw-unicode-escape", errors="replace"))
-            except LookupError:
-                pieces.append(chunk.decode("cp1252", errors="replace"))
-        decoded = "".join(pieces)
-    return _one_line(decoded)
+    return decode_header_value(message.get(field))
 
 
 def _one_line(value: str) -> str:
