@@ -15,13 +15,14 @@ from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 from rlm_desktop.corpus.document import normalize_text
 from rlm_desktop.corpus.errors import DamagedFile, ExtractionError, LimitExceeded
 from rlm_desktop.corpus.formats import detect, extract_nested
 from rlm_desktop.corpus.formats.base import ExtractContext, Part, Source
 from rlm_desktop.corpus.formats.html import html_to_text
+from rlm_desktop.corpus.formats.mime import MimePart, NotSimple, parse_message
 from rlm_desktop.corpus.formats.mailtext import (
     MessageHeaders,
     message_meta,
@@ -30,6 +31,7 @@ from rlm_desktop.corpus.formats.mailtext import (
 )
 
 _BLOCK = 8 * 1024 * 1024
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _FROM_LINE = re.compile(rb"From \S*.*\d\d?:\d\d")
 _CHARSET_ALIASES = {
     "gb2312": "gb18030",
@@ -50,7 +52,7 @@ def extract_eml(source: Source, ctx: ExtractContext) -> Iterator[Part]:
         data = data.split(b"\n", 1)[1] if b"\n" in data else b""
     if not _looks_like_header_block(data):
         raise DamagedFile("not an email message: no mail headers at the start of the file")
-    message = _parse(data)
+    message = _parse(data, ctx)
     yield from message_parts(message, ctx, name="")
 
 
@@ -60,7 +62,7 @@ def extract_mbox(source: Source, ctx: ExtractContext) -> Iterator[Part]:
         for raw, consumed in _split_mbox(handle):
             count += 1
             try:
-                message = _parse(raw)
+                message = _parse(raw, ctx)
                 yield from message_parts(message, ctx, name=f"#{count}")
             except LimitExceeded as exc:
                 ctx.warn(f"message {count} skipped: {exc}")
@@ -123,15 +125,26 @@ def _looks_like_header_block(data: bytes) -> bool:
     return bool(re.match(rb"[!-9;-~]+:", first))
 
 
-def _parse(data: bytes) -> Message:
-    return message_from_bytes(data, policy=compat32)
+MailPart = Message | MimePart
 
 
-def message_parts(message: Message, ctx: ExtractContext, *, name: str) -> Iterator[Part]:
+def _parse(data: bytes, ctx: ExtractContext) -> MailPart:
+    """The fast reader for ordinary mail, the stdlib parser for anything unusual."""
+    try:
+        return parse_message(data, 0, ctx.limits.max_mime_depth)
+    except NotSimple:
+        return message_from_bytes(data, policy=compat32)
+
+
+def _is_part(value: object) -> TypeGuard[MailPart]:
+    return isinstance(value, Message | MimePart)
+
+
+def message_parts(message: MailPart, ctx: ExtractContext, *, name: str) -> Iterator[Part]:
     """The message as a Part, then its readable attachments as parts linked to it."""
     headers = _headers(message)
     bodies: list[str] = []
-    attachments: list[tuple[str, Message]] = []
+    attachments: list[tuple[str, MailPart]] = []
     _walk(message, ctx, bodies, attachments, depth=0)
     headers.attachments = [filename for filename, _ in attachments]
     body = "\n\n".join(text.strip("\n") for text in bodies if text.strip())
@@ -144,13 +157,13 @@ def message_parts(message: Message, ctx: ExtractContext, *, name: str) -> Iterat
 
 
 def _attachment(
-    filename: str, part: Message, ctx: ExtractContext, name: str, parent: int
+    filename: str, part: MailPart, ctx: ExtractContext, name: str, parent: int
 ) -> Iterator[Part]:
     try:
         if part.get_content_type() == "message/rfc822":
             inner = part.get_payload()
             inner_message = inner[0] if isinstance(inner, list) and inner else None
-            if isinstance(inner_message, Message):
+            if _is_part(inner_message):
                 for child in message_parts(inner_message, ctx.nested(), name=f"{name}/{filename}"):
                     if child.parent is None:
                         child.parent = parent
@@ -171,10 +184,10 @@ def _attachment(
 
 
 def _walk(
-    part: Message,
+    part: MailPart,
     ctx: ExtractContext,
     bodies: list[str],
-    attachments: list[tuple[str, Message]],
+    attachments: list[tuple[str, MailPart]],
     depth: int,
 ) -> None:
     if depth > ctx.limits.max_mime_depth:
@@ -185,7 +198,7 @@ def _walk(
         attachments.append((filename or "attached-message.eml", part))
         return
     if part.is_multipart():
-        children = [p for p in part.get_payload() if isinstance(p, Message)]
+        children: list[MailPart] = [p for p in part.get_payload() or [] if _is_part(p)]
         if part.get_content_subtype() == "alternative" and children:
             children = [_best_alternative(children)]
         for child in children:
@@ -200,7 +213,7 @@ def _walk(
         bodies.append(html_to_text(_decode_payload(part)))
 
 
-def _best_alternative(children: list[Message]) -> Message:
+def _best_alternative(children: list[MailPart]) -> MailPart:
     """Plain text when it has content, else the richest other version."""
     for child in children:
         if child.get_content_type() == "text/plain" and _decode_payload(child).strip():
@@ -208,7 +221,7 @@ def _best_alternative(children: list[Message]) -> Message:
     return children[-1]
 
 
-def _filename(part: Message) -> str:
+def _filename(part: MailPart) -> str:
     raw = part.get_filename()
     if not raw:
         return ""
@@ -218,7 +231,7 @@ def _filename(part: Message) -> str:
     return name[:200]
 
 
-def _decode_payload(part: Message) -> str:
+def _decode_payload(part: MailPart) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
@@ -266,8 +279,8 @@ def decode_header_value(value: object, fallback: str = "cp1252") -> str:
     if value is None:
         return ""
     text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
-        raw = text.encode("ascii", "surrogateescape")
+    if not text.isascii() and _SURROGATE.search(text):
+        raw = text.encode("utf-8", "surrogateescape")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -294,7 +307,7 @@ def decode_header_value(value: object, fallback: str = "cp1252") -> str:
     return " ".join(decoded.split())
 
 
-def _headers(message: Message) -> MessageHeaders:
+def _headers(message: MailPart) -> MessageHeaders:
     charset = _first_charset(message)
     fallback = charset if charset != "utf-8" else "cp1252"
     # raw_items() gives the header as parsed (8-bit bytes surrogate-escaped); get() would
@@ -320,7 +333,7 @@ def _headers(message: Message) -> MessageHeaders:
     )
 
 
-def _first_charset(message: Message) -> str:
+def _first_charset(message: MailPart) -> str:
     """The charset a message's text declares: the best guess for raw 8-bit headers."""
     for part in message.walk():
         charset = part.get_content_charset()
