@@ -22,13 +22,13 @@ from rlm_desktop.corpus.errors import DamagedFile, ExtractionError, LimitExceede
 from rlm_desktop.corpus.formats import detect, extract_nested
 from rlm_desktop.corpus.formats.base import ExtractContext, Part, Source
 from rlm_desktop.corpus.formats.html import html_to_text
-from rlm_desktop.corpus.formats.mime import MimePart, NotSimple, parse_message
 from rlm_desktop.corpus.formats.mailtext import (
     MessageHeaders,
     message_meta,
     parse_date,
     render_message,
 )
+from rlm_desktop.corpus.formats.mime import MimePart, NotSimple, parse_message
 
 _BLOCK = 8 * 1024 * 1024
 _SURROGATE = re.compile("[\udc80-\udcff]")

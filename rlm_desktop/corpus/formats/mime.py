@@ -197,11 +197,13 @@ def split_params(value: str) -> tuple[str, dict[str, str]]:
         sections.sort()
         charset = "utf-8"
         data = b""
-        for number, raw, encoded in sections:
-            if encoded and number == 0 and raw.count("'") >= 2:
-                charset, _lang, raw = raw.split("'", 2)
+        for number, section, encoded in sections:
+            chunk = section
+            if encoded and number == 0 and section.count("'") >= 2:
+                charset, _lang, chunk = section.split("'", 2)
                 charset = charset or "utf-8"
-            data += unquote_to_bytes(raw) if encoded else raw.encode("utf-8", "surrogateescape")
+            data += unquote_to_bytes(chunk) if encoded else chunk.encode("utf-8",
+                                                                          "surrogateescape")
         try:
             params[name] = data.decode(charset, errors="replace")
         except LookupError:
