@@ -147,7 +147,8 @@ def message_parts(message: MailPart, ctx: ExtractContext, *, name: str) -> Itera
     attachments: list[tuple[str, MailPart]] = []
     _walk(message, ctx, bodies, attachments, depth=0)
     headers.attachments = [filename for filename, _ in attachments]
-    body = "\n\n".join(text.strip("\n") for text in bodies if text.strip())
+    cleaned = (normalize_text(text).strip("\n") for text in bodies)
+    body = "\n\n".join(text for text in cleaned if text.strip())
     text = normalize_text(render_message(headers, body))
     meta: dict[str, Any] = message_meta(headers)
     yield Part(name=name, kind="email", text=text, meta=meta)

@@ -50,7 +50,8 @@ class MimePart:
             self._children = [parse_message(p, depth + 1, max_depth)
                               for p in split_multipart(body, boundary.encode("ascii",
                                                                              "surrogateescape"))]
-        elif ctype == "message/rfc822":
+        elif ctype.startswith("message/") and ctype != "message/delivery-status":
+            # As the stdlib does: any message/* body (rfc822, news, partial...) is a message.
             self._children = [parse_message(self._decoded(), depth + 1, max_depth)]
 
     # -- the email.message.Message subset used by the loaders ----------------------------
