@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_desktop.corpus.formats import ExtractContext
-from rlm_desktop.corpus.formats import mail
+from rlm_desktop.corpus.formats import ExtractContext, mail
 from rlm_desktop.corpus.formats.mime import NotSimple, parse_message, split_params
 
 
