@@ -24,6 +24,7 @@ from rlm_desktop.corpus.errors import (
 )
 from rlm_desktop.corpus.formats import ExtractContext, Source, detect, extract
 from rlm_desktop.corpus.formats.archive import safe_member_name
+from rlm_desktop.corpus.formats.base import text_of
 from rlm_desktop.corpus.formats.html import html_to_text
 from rlm_desktop.corpus.limits import Limits
 from rlm_desktop.testing import fixtures
@@ -34,7 +35,7 @@ def parts_of(path: Path, ctx: ExtractContext | None = None, name: str | None = N
     ctx = ctx or ExtractContext()
     out = []
     for part in extract(Source(name or path.name, path=str(path)), ctx):
-        text = part.text if isinstance(part.text, str) else "".join(part.text)
+        text = text_of(part)
         out.append((part, text))
     return out
 
@@ -344,7 +345,7 @@ def test_streamed_log_chunks_end_at_line_breaks(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(text_module, "READ_BLOCK", 777)
     info = fixtures.write_log(tmp_path / "x.log", 2000, seed=9)
     [part] = list(extract(Source("x.log", path=str(info.path)), ExtractContext()))
-    chunks = list(part.text)
+    chunks = [c.decode("ascii") if isinstance(c, bytes) else c for c in part.text]
     assert len(chunks) > 10
     assert all(chunk.endswith("\n") for chunk in chunks[:-1])
     assert "".join(chunks) == info.path.read_text()

@@ -60,12 +60,14 @@ class Part:
 
     `name` is relative to the source ("" for the source itself, "#3" for its third message,
     "#3/invoice.pdf" for an attachment); the pipeline prefixes the file's display name.
-    `text` is a str, or an iterable of str chunks each ending at a line break (streamed logs).
+    `text` is a str, or (streamed logs) an iterable of chunks each ending at a line break:
+    str, or bytes holding plain ASCII that needs no normalization. Consume a part's text
+    before asking the loader for the next part. `text_of(part)` gives it as one str.
     """
 
     name: str
     kind: str
-    text: str | Iterable[str]
+    text: str | Iterable[str | bytes]
     meta: dict[str, Any] = field(default_factory=dict)
     page_starts: list[int] | None = None
     #: Index (among the parts of the same source, in order) of the part that contains this one.
@@ -130,3 +132,10 @@ def check_ratio(ctx: ExtractContext, produced: int, consumed: int, what: str) ->
             f"{what} expands {produced / max(consumed, 1):,.0f}:1, past the "
             f"{limits.max_compression_ratio:,.0f}:1 limit (a decompression bomb?)"
         )
+
+
+def text_of(part: Part) -> str:
+    """A part's whole text as one str, whatever form the loader gave it in."""
+    if isinstance(part.text, str):
+        return part.text
+    return "".join(c if isinstance(c, str) else c.decode("ascii") for c in part.text)

@@ -24,7 +24,7 @@ from rlm_desktop.corpus.formats import (
 )
 from rlm_desktop.corpus.formats.base import ExtractContext, Part, Source, check_ratio
 
-READ_BLOCK = 4 * 1024 * 1024
+READ_BLOCK = 1024 * 1024
 CHUNK_CHARS = 16 * 1024 * 1024
 _SAMPLE = 64 * 1024
 
@@ -59,7 +59,9 @@ def extract_text(source: Source, ctx: ExtractContext) -> Iterator[Part]:
     yield Part(name="", kind=kind, text=_chain(first, chunks), meta=meta)
 
 
-def _stream(source: Source, compression: str | None, ctx: ExtractContext) -> Iterator[str]:
+def _stream(
+    source: Source, compression: str | None, ctx: ExtractContext
+) -> Iterator[str | bytes]:
     with source.open() as handle:
         blocks = (
             _decompressed(handle, compression, ctx, source.name) if compression
@@ -68,7 +70,7 @@ def _stream(source: Source, compression: str | None, ctx: ExtractContext) -> Ite
         yield from _decoded_chunks(blocks, ctx)
 
 
-def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+def _chain(first: str | bytes, rest: Iterator[str | bytes]) -> Iterator[str | bytes]:
     yield first
     yield from rest
 
@@ -172,8 +174,13 @@ def choose_encoding(sample: bytes) -> tuple[str, str | None]:
     return "utf-8", None
 
 
-def _decoded_chunks(blocks: Iterator[bytes], ctx: ExtractContext) -> Iterator[str]:
-    """Normalized text chunks, each ending at a line break (the last one may not)."""
+def _decoded_chunks(blocks: Iterator[bytes], ctx: ExtractContext) -> Iterator[str | bytes]:
+    """Normalized text chunks, each ending at a line break (the last one may not).
+
+    For ASCII-compatible encodings the bytes are cut at their last newline before decoding,
+    so each block is decoded once, without joining large strings; a block that is plain
+    ASCII with nothing to normalize is passed on as bytes, untouched.
+    """
     pending: list[bytes] = []
     sample = b""
     for block in blocks:
@@ -187,32 +194,44 @@ def _decoded_chunks(blocks: Iterator[bytes], ctx: ExtractContext) -> Iterator[st
     if warning:
         ctx.warn(warning)
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    by_bytes = encoding != "utf-16"  # in UTF-16 a newline is two bytes: cut after decoding
+    ascii_ok = encoding in ("utf-8", "cp1252")
     replaced = 0
-    carry = ""
+    carry_bytes = b""
+    carry_text = ""
 
     def all_blocks() -> Iterator[bytes]:
         yield from pending
         yield from blocks
 
-    buffer: list[str] = []
-    size = 0
     for block in all_blocks():
-        text = decoder.decode(block)
+        if by_bytes:
+            data = carry_bytes + block if carry_bytes else block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) < CHUNK_CHARS:
+                carry_bytes = data  # a line longer than a block: wait for its end
+                continue
+            cut = cut or len(data)
+            carry_bytes = data[cut:]
+            head = data[:cut]
+            if ascii_ok and head.isascii() and b"\r" not in head and b"\x00" not in head:
+                yield head  # already normalized text: no decode/encode round trip
+                continue
+            text = decoder.decode(head)
+        else:
+            text = carry_text + decoder.decode(block)
+            cut = text.rfind("\n") + 1
+            if cut == 0 and len(text) < CHUNK_CHARS:
+                carry_text = text
+                continue
+            cut = cut or len(text)
+            text, carry_text = text[:cut], text[cut:]
         if "\ufffd" in text:
             replaced += text.count("\ufffd")
-        buffer.append(text)
-        size += len(text)
-        if size >= CHUNK_CHARS:
-            text = carry + "".join(buffer)
-            buffer, size = [], 0
-            cut = text.rfind("\n") + 1
-            if cut == 0:
-                carry = text
-                continue
-            carry = text[cut:]
-            yield normalize_text(text[:cut])
-    text = carry + "".join(buffer) + decoder.decode(b"", final=True)
+        yield normalize_text(text)
+    text = carry_text + decoder.decode(carry_bytes, final=True)
     if text:
+        replaced += text.count("\ufffd")
         yield normalize_text(text)
     if replaced:
         ctx.warn(f"{replaced:,} invalid byte sequences replaced with U+FFFD")
