@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -151,6 +152,19 @@ class TextCache:
     def pending_text(self, sha256: str) -> PendingText:
         """A file to append a source's text to, published atomically on commit()."""
         return PendingText(self.text_path(sha256))
+
+    def copy_text(self, sha256: str, source: str) -> int:
+        """Store a file that is its own text (plain ASCII); returns the bytes copied."""
+        final = self.text_path(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = final.with_name(f"{final.name}.{os.getpid()}.copy.tmp")
+        try:
+            shutil.copyfile(source, tmp)
+            size = tmp.stat().st_size
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return size
 
     def read_text(self, sha256: str, start: int, end: int) -> str:
         with open(self.text_path(sha256), "rb") as handle:

@@ -190,7 +190,7 @@ class Document:
         self.kind = kind
         self.sha256 = sha256
         self.size = size
-        self.meta: dict[str, Any] = dict(meta or {})
+        self.meta: dict[str, Any] = meta if meta is not None else {}
         self.parent = parent
         self.page_starts: tuple[int, ...] | None = tuple(page_starts) if page_starts else None
         self._text = text

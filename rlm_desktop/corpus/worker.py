@@ -95,11 +95,26 @@ def _apply_limits(memory_bytes: int) -> None:
 
 
 def sha256_of(path: str) -> str:
+    return _hash_pass(path, scan=False)[0]
+
+
+def _hash_pass(path: str, *, scan: bool) -> tuple[str, dict[str, int] | None]:
+    """The file's sha256 and, with `scan`, whether its bytes already are normalized text
+    (ASCII, no CR, no NUL): then `{"lines": n}`, and the text is the file itself."""
     digest = hashlib.sha256()
+    clean = scan
+    lines = 0
+    last = b"\n"
     with open(path, "rb") as handle:
         while block := handle.read(_HASH_BLOCK):
             digest.update(block)
-    return digest.hexdigest()
+            if clean:
+                clean = block.isascii() and b"\r" not in block and b"\x00" not in block
+                lines += block.count(b"\n")
+                last = block[-1:]
+    if not clean:
+        return digest.hexdigest(), None
+    return digest.hexdigest(), {"lines": lines + (last != b"\n")}
 
 
 def worker_main() -> int:
@@ -132,11 +147,17 @@ def _serve(request: dict[str, Any], limits: Any, inp: BinaryIO, out: BinaryIO) -
 
     path = request["path"]
     try:
-        digest = sha256_of(path)
+        verbatim = _verbatim_format(request["name"], path)
+        digest, plain = _hash_pass(path, scan=verbatim is not None)
     except OSError as exc:
         send_json(out, {"op": "done", "error": {"code": "unreadable", "message": _os_error(exc)}})
         return
-    send_json(out, {"op": "hashed", "sha256": digest})
+    hashed: dict[str, Any] = {"op": "hashed", "sha256": digest}
+    if plain is not None:
+        # Plain ASCII text: extraction would give back the file's bytes unchanged, so the
+        # parent copies the file into the cache instead of receiving it through the pipe.
+        hashed["verbatim"] = {"format": verbatim, "lines": plain["lines"]}
+    send_json(out, hashed)
     reply = read_frame(inp)
     if reply is None or json.loads(reply[1]).get("op") != "go":
         return
@@ -189,6 +210,30 @@ def _serve(request: dict[str, Any], limits: Any, inp: BinaryIO, out: BinaryIO) -
             "message": f"could not read this file ({type(exc).__name__}: {_clip(str(exc))})"}})
 
 
+def _verbatim_format(name: str, path: str) -> str | None:
+    """The format of an uncompressed text or log file whose text may be its bytes."""
+    from rlm_desktop.corpus.errors import ExtractionError
+    from rlm_desktop.corpus.formats import (
+        VERBATIM_FORMATS,
+        detect,
+        looks_like_text,
+        sniff_compression,
+        split_compression,
+    )
+
+    with open(path, "rb") as handle:
+        head = handle.read(64 * 1024)
+    try:
+        fmt = detect(name, head)
+    except ExtractionError:
+        return None
+    if fmt not in VERBATIM_FORMATS or not head or sniff_compression(head):
+        return None
+    if split_compression(name)[1] is not None:
+        return None  # named as compressed but is not: the loader reports that
+    return fmt if looks_like_text(head) else None
+
+
 def _os_error(exc: OSError) -> str:
     return f"cannot open the file: {exc.strerror or exc}"
 
@@ -233,7 +278,6 @@ class WorkerProcess:
             close_fds=True,
             **kwargs,
         )
-        _widen_pipe(self.process.stdout)
         self.stderr_tail = b""
         self._events = events
         self._threads = [
@@ -294,19 +338,6 @@ class WorkerProcess:
     @property
     def exit_code(self) -> int | None:
         return self.process.poll()
-
-
-def _widen_pipe(stream: IO[bytes] | None) -> None:
-    """Ask Linux for a 1 MiB pipe buffer (default 64 KiB): text streams with far fewer
-    context switches between parser and parent."""
-    if stream is None or not sys.platform.startswith("linux"):
-        return
-    import fcntl
-
-    try:
-        fcntl.fcntl(stream.fileno(), 1031, 1024 * 1024)  # F_SETPIPE_SZ
-    except OSError:
-        pass  # over /proc/sys/fs/pipe-max-size for this user: the default works, slower
 
 
 def describe_exit(code: int | None, on_signal: Callable[[int], str] | None = None) -> str:

@@ -180,8 +180,8 @@ def test_a_parser_crash_fails_one_file_not_the_batch(corpus: Path, tmp_path: Pat
         raise SystemExit(worker_main())
     """))
     monkeypatch.setattr(worker_module, "worker_command", lambda: [sys.executable, str(script)])
-    crash = tmp_path / "crashme.log"
-    crash.write_text("this line kills the parser\n")
+    crash = tmp_path / "crashme.log"  # not plain ASCII, so it goes through a parser
+    crash.write_text("this line kills the parser – ünïcode\n")
     logs = [corpus / "logs" / name for name in ("Apache_2k.log", "HDFS_2k.log", "HPC_2k.log")]
     result = ingest([logs[0], crash, *logs[1:]], cache=cache, workers=1)
     files = by_name(result)
@@ -232,3 +232,17 @@ def test_display_names_are_unique_and_short() -> None:
     paths = [Path("/a/x/app.log"), Path("/b/x/app.log"), Path("/a/y/app.log"),
              Path("/c/other.log")]
     assert display_names(paths) == ["a/x/app.log", "b/x/app.log", "y/app.log", "other.log"]
+
+
+def test_plain_ascii_files_copied_verbatim_match_extraction(corpus: Path, tmp_path: Path,
+                                                            cache: TextCache) -> None:
+    crlf = tmp_path / "windows.log"
+    crlf.write_bytes(b"first\r\nsecond\r\n")
+    unicode_log = tmp_path / "unicode.log"
+    unicode_log.write_text("caf\u00e9 opened\nclosed")
+    inputs = [corpus / "logs", corpus / "_make" / "make_hostile.py", crlf, unicode_log]
+    copied = ingest(inputs, cache=cache)  # plain ASCII files take the copy path
+    extracted = ingest(inputs, use_cache=False)  # everything through the parsers
+    assert [f.to_json() for f in copied.files] == [f.to_json() for f in extracted.files]
+    assert [d.text for d in copied.documents] == [d.text for d in extracted.documents]
+    assert by_name(copied)["windows.log"].documents[0].text == "first\nsecond\n"

@@ -81,6 +81,10 @@ _KNOWN_UNSUPPORTED = {
     ".rar": "RAR archives are not supported; use .zip",
 }
 
+#: Formats whose text is the file's own bytes when those are plain ASCII without CR or NUL
+#: (the text loader would pass them through unchanged).
+VERBATIM_FORMATS = frozenset({"log", "text", "markdown", "csv", "json"})
+
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz"}
 _MAGIC_COMPRESSION = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 _ROTATED = re.compile(r"\.(?:log|out|txt)\.\d+$|\.\d+$", re.IGNORECASE)

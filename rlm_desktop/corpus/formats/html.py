@@ -15,7 +15,6 @@ _ROWS = "tr, li, dt, dd, option"
 # Private-use markers survive whitespace collapsing, then become the breaks they stand for.
 _NL = "\ue000"
 _TAB = "\ue001"
-_SPACES = re.compile(r"[^\S\n]+")
 _AROUND_NL = re.compile(r" *\n *")
 _MANY_NL = re.compile(r"\n{3,}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\ue000\ue001]")
@@ -38,7 +37,7 @@ def html_to_text(html: str) -> str:
     if root is None:
         return ""
     text = root.text(deep=True, separator="", strip=False)
-    text = _SPACES.sub(" ", text.replace("\n", " "))
+    text = " ".join(text.split())  # all runs of whitespace, newlines included, to one space
     text = text.replace(_TAB + _NL, _NL).replace(_TAB, "\t").replace(_NL, "\n")
     text = _AROUND_NL.sub("\n", text)
     text = _MANY_NL.sub("\n\n", text)

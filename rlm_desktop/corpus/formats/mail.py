@@ -8,6 +8,7 @@ Headers are RFC 2047-decoded, HTML bodies become text, and attachments that are 
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -279,7 +280,12 @@ def decode_header_value(value: object, fallback: str = "cp1252") -> str:
     failing that, in the `fallback` codec (the message's charset when it declares one)."""
     if value is None:
         return ""
-    text = str(value)
+    return _decode_header_text(str(value), fallback)
+
+
+@functools.lru_cache(maxsize=8192)
+def _decode_header_text(text: str, fallback: str) -> str:
+    # Cached: in a mailbox the same senders, lists and subjects recur thousands of times.
     if not text.isascii() and _SURROGATE.search(text):
         raw = text.encode("utf-8", "surrogateescape")
         try:

@@ -21,7 +21,9 @@ class NotSimple(Exception):
     """The message needs the full stdlib parser."""
 
 
-_HEADER_NAME = re.compile(rb"[!-9;-~]+$")
+# A header: its name, a colon, and its value with any folded continuation lines.
+_HEADER = re.compile(r"^([!-9;-~]+):[ \t]*(.*(?:\n[ \t].*)*)", re.MULTILINE)
+_LINE_START = re.compile(r"^(?![ \t])", re.MULTILINE)
 
 
 class MimePart:
@@ -120,19 +122,12 @@ def parse_message(data: bytes, depth: int = 0, max_depth: int = 16) -> MimePart:
         return MimePart([], data[1:], depth, max_depth)
     end = data.find(b"\n\n")
     head, body = (data, b"") if end < 0 else (data[:end], data[end + 2:])
-    headers: list[tuple[str, str]] = []
-    for line in head.split(b"\n"):
-        if line[:1] in (b" ", b"\t"):
-            if not headers:
-                raise NotSimple("continuation line before any header")
-            name, value = headers[-1]
-            headers[-1] = (name, value + "\n" + line.decode("ascii", "surrogateescape"))
-            continue
-        colon = line.find(b":")
-        if colon <= 0 or not _HEADER_NAME.match(line, 0, colon):
-            raise NotSimple("not a header line")
-        value = line[colon + 1:].lstrip(b" \t").decode("ascii", "surrogateescape")
-        headers.append((line[:colon].decode("ascii"), value))
+    text = head.decode("ascii", "surrogateescape")
+    headers: list[tuple[str, str]] = _HEADER.findall(text)
+    # Every line must be a header or the folded continuation of one; anything else (a
+    # stray line, a bad header name, a continuation first) goes to the stdlib.
+    if text[:1] in (" ", "\t") or len(_LINE_START.findall(text)) != len(headers):
+        raise NotSimple("not a plain header block")
     return MimePart(headers, body, depth, max_depth)
 
 
