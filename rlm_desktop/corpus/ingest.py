@@ -215,11 +215,12 @@ def ingest(
 class _Task:
     file: SourceFile
     stat: os.stat_result | None
-    worker: int | None = None
     deadline: float = 0.0
     manifest: Manifest | None = None
     text: PendingText | _MemoryText | None = None
-    part_start: int = 0
+    #: Parts announced by a "parts" frame whose text frame has not arrived yet; until then
+    #: each one's `end` holds its length in bytes.
+    batch: list[CachedPart] = field(default_factory=list)
     bytes_done: int = 0
     timed_out: bool = False
 
@@ -420,13 +421,9 @@ class _Run:
             next_id += 1
 
         def assign(ident: int) -> None:
-            while todo:
-                task = todo.pop()
-                if task.file.sha256 is None or not self._adopt(task.file, task.file.sha256):
-                    break
-            else:
+            if not todo:
                 return
-            task.worker = ident
+            task = todo.pop()
             task.deadline = time.monotonic() + self.limits.seconds_for(task.file.size)
             busy[ident] = task
             self.current = task.file.name
@@ -447,10 +444,9 @@ class _Run:
                 try:
                     ident, kind, payload = events.get(timeout=0.1)
                 except queue.Empty:
-                    ident = -1
-                if ident >= 0 and ident in busy:
-                    finished = self._on_frame(busy[ident], pool[ident], kind, payload)
-                    if finished:
+                    ident, kind, payload = -1, 0, None
+                if ident in busy:
+                    if self._on_frame(busy[ident], pool[ident], kind, payload):
                         del busy[ident]
                         if kind == -1 or pool[ident].exit_code is not None:
                             pool.pop(ident).close()
@@ -459,6 +455,11 @@ class _Run:
                                 assign(next_id - 1)
                         else:
                             assign(ident)
+                elif kind == -1 and ident in pool:  # an idle parser died (e.g. OOM killer)
+                    pool.pop(ident).close()
+                    if todo:
+                        start_worker()
+                        assign(next_id - 1)
                 now = time.monotonic()
                 for ident, task in list(busy.items()):
                     if now > task.deadline and not task.timed_out:
@@ -493,7 +494,12 @@ class _Run:
         assert payload is not None
         if kind == TEXT_FRAME:
             if task.text is not None:
+                start = task.text.offset
                 task.text.write(payload)
+                for part in task.batch:  # a batch's text: its parts back to back
+                    part.start, start = start, start + part.end
+                    part.end = start
+                task.batch = []
             return False
         message = json.loads(payload)
         op = message.get("op")
@@ -512,16 +518,20 @@ class _Run:
                 self._copy_verbatim(task, verbatim)
                 return True
             worker.send({"op": "go"})
-        elif op == "part" and task.manifest is not None:
+        elif op in ("part", "parts") and task.manifest is not None:
             if task.text is None:
                 task.text = (self.cache.pending_text(task.manifest.sha256)
                              if self.cache is not None and not self.passwords
                              else _MemoryText())
-            task.part_start = task.text.offset
-            task.manifest.parts.append(CachedPart(
-                name=message["name"], kind=message["kind"], start=task.part_start,
-                end=task.part_start, chars=0, lines=0, meta=message.get("meta") or {},
-                page_starts=message.get("page_starts"), parent=message.get("parent")))
+            for head in message["parts"] if op == "parts" else [message]:
+                part = CachedPart(
+                    name=head["name"], kind=head["kind"], start=task.text.offset,
+                    end=int(head.get("bytes", 0)), chars=int(head.get("chars", 0)),
+                    lines=int(head.get("lines", 0)), meta=head.get("meta") or {},
+                    page_starts=head.get("page_starts"), parent=head.get("parent"))
+                task.manifest.parts.append(part)
+                if op == "parts":
+                    task.batch.append(part)  # offsets fixed when the batch's text arrives
         elif op == "part_end" and task.manifest is not None and task.text is not None:
             part = task.manifest.parts[-1]
             part.end = task.text.offset

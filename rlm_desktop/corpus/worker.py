@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, BinaryIO
 
+from rlm_desktop.corpus.document import count_lines
+
 JSON_FRAME = 0
 TEXT_FRAME = 1
 _HEADER = struct.Struct(">IB")
@@ -175,26 +177,10 @@ def _serve(request: dict[str, Any], limits: Any, inp: BinaryIO, out: BinaryIO) -
     try:
         source = Source(request["name"], path=path)
         fmt = detect(source.name, source.head())
+        sender = _PartSender(out)
         for part in extract(source, ctx, fmt):
-            send_json(out, {"op": "part", "name": part.name, "kind": part.kind,
-                            "meta": part.meta, "page_starts": part.page_starts,
-                            "parent": part.parent})
-            chars = lines = 0
-            ends_with_newline = True
-            for chunk in [part.text] if isinstance(part.text, str) else part.text:
-                if not chunk:
-                    continue
-                if isinstance(chunk, bytes):  # plain ASCII, already normalized
-                    write_frame(out, TEXT_FRAME, chunk)
-                    lines += chunk.count(b"\n")
-                    ends_with_newline = chunk.endswith(b"\n")
-                else:
-                    write_frame(out, TEXT_FRAME, chunk.encode("utf-8", errors="replace"))
-                    lines += chunk.count("\n")
-                    ends_with_newline = chunk.endswith("\n")
-                chars += len(chunk)
-            lines += 1 if chars and not ends_with_newline else 0
-            send_json(out, {"op": "part_end", "chars": chars, "lines": lines})
+            sender.send(part)
+        sender.flush()
         send_json(out, {"op": "done", "format": fmt, "warnings": ctx.warnings, "error": None})
     except ExtractionError as exc:
         send_json(out, {"op": "done", "format": fmt, "warnings": ctx.warnings,
@@ -208,6 +194,59 @@ def _serve(request: dict[str, Any], limits: Any, inp: BinaryIO, out: BinaryIO) -
         send_json(out, {"op": "done", "format": fmt, "warnings": ctx.warnings, "error": {
             "code": "unreadable",
             "message": f"could not read this file ({type(exc).__name__}: {_clip(str(exc))})"}})
+
+
+class _PartSender:
+    """Sends parts to the parent. Small parts (messages, pages) travel in batches, one JSON
+    frame and one text frame per batch, because a frame per part made the parent the
+    bottleneck on mailboxes; streamed parts (large logs) go chunk by chunk."""
+
+    BATCH_BYTES = 1024 * 1024
+    BATCH_PARTS = 512
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._heads: list[dict[str, Any]] = []
+        self._texts: list[bytes] = []
+        self._size = 0
+
+    def send(self, part: Any) -> None:
+        head = {"name": part.name, "kind": part.kind, "meta": part.meta,
+                "page_starts": part.page_starts, "parent": part.parent}
+        if isinstance(part.text, str):
+            data = part.text.encode("utf-8", errors="replace")
+            head.update(bytes=len(data), chars=len(part.text), lines=count_lines(part.text))
+            self._heads.append(head)
+            self._texts.append(data)
+            self._size += len(data)
+            if self._size >= self.BATCH_BYTES or len(self._heads) >= self.BATCH_PARTS:
+                self.flush()
+            return
+        self.flush()
+        send_json(self._out, {"op": "part", **head})
+        chars = lines = 0
+        ends_with_newline = True
+        for chunk in part.text:
+            if not chunk:
+                continue
+            if isinstance(chunk, bytes):  # plain ASCII, already normalized
+                write_frame(self._out, TEXT_FRAME, chunk)
+                lines += chunk.count(b"\n")
+                ends_with_newline = chunk.endswith(b"\n")
+            else:
+                write_frame(self._out, TEXT_FRAME, chunk.encode("utf-8", errors="replace"))
+                lines += chunk.count("\n")
+                ends_with_newline = chunk.endswith("\n")
+            chars += len(chunk)
+        lines += 1 if chars and not ends_with_newline else 0
+        send_json(self._out, {"op": "part_end", "chars": chars, "lines": lines})
+
+    def flush(self) -> None:
+        if not self._heads:
+            return
+        send_json(self._out, {"op": "parts", "parts": self._heads})
+        write_frame(self._out, TEXT_FRAME, b"".join(self._texts))
+        self._heads, self._texts, self._size = [], [], 0
 
 
 def _verbatim_format(name: str, path: str) -> str | None:

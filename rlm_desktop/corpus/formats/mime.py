@@ -166,27 +166,27 @@ def _find_delimiter(text: bytes, delimiter: bytes, start: int) -> int:
         start = found + 1
 
 
+_PARAM = re.compile(r';\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
 def split_params(value: str) -> tuple[str, dict[str, str]]:
     """("text/plain", {"charset": "utf-8"}) from a Content-Type or -Disposition value,
     with quoted strings and RFC 2231 (name*=utf-8''..., name*0*=...) understood."""
-    pieces = _split_semicolons(value.replace("\n", " "))
-    main = pieces[0].strip().lower()
+    value = value.replace("\n", " ")
+    semicolon = value.find(";")
+    main = (value if semicolon < 0 else value[:semicolon]).strip().lower()
     params: dict[str, str] = {}
     extended: dict[str, list[tuple[int, str, bool]]] = {}
-    for piece in pieces[1:]:
-        key, sep, raw = piece.partition("=")
-        if not sep:
-            continue
-        key = key.strip().lower()
-        raw = raw.strip()
+    for raw_key, raw_value in _PARAM.findall(value, max(semicolon, 0)):
+        key = raw_key.lower()
+        raw = raw_value.strip()
         if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
             raw = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
         if "*" in key:
             name, _, rest = key.partition("*")
-            encoded = key.endswith("*")
             index = rest.rstrip("*")
-            extended.setdefault(name, []).append((int(index) if index.isdigit() else 0, raw,
-                                                  encoded))
+            extended.setdefault(name, []).append(
+                (int(index) if index.isdigit() else 0, raw, key.endswith("*")))
         else:
             params.setdefault(key, raw)
     for name, sections in extended.items():
@@ -205,25 +205,3 @@ def split_params(value: str) -> tuple[str, dict[str, str]]:
         except LookupError:
             params[name] = data.decode("utf-8", errors="replace")
     return main, params
-
-
-def _split_semicolons(value: str) -> list[str]:
-    if '"' not in value:
-        return value.split(";")
-    pieces: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for ch in value:
-        if escaped:
-            escaped = False
-        elif ch == "\\" and quoted:
-            escaped = True
-        elif ch == '"':
-            quoted = not quoted
-        elif ch == ";" and not quoted:
-            pieces.append("".join(current))
-            current = []
-            continue
-        current.append(ch)
-    pieces.append("".join(current))
-    return pieces
