@@ -25,12 +25,8 @@ from rlm_desktop.corpus.document import Document
 from rlm_desktop.corpus.errors import ExtractionError
 from rlm_desktop.corpus.formats import DOCUMENT_KIND, EXTRACTOR_VERSION, detect
 from rlm_desktop.corpus.limits import Limits
-from rlm_desktop.corpus.worker import (
-    TEXT_FRAME,
-    Event,
-    WorkerProcess,
-    describe_exit,
-)
+from rlm_desktop.corpus.pool import Event, WorkerProcess, describe_exit
+from rlm_desktop.corpus.worker import TEXT_FRAME
 
 #: Formats whose file-level kind differs from their documents' kind.
 _FILE_KIND = {"mbox": "mbox", "zip": "zip"}
@@ -265,6 +261,7 @@ class _Run:
         self.bytes_done = 0
         self.current: str | None = None
         self.by_sha: dict[str, SourceFile] = {}
+        self.deferred: list[Callable[[], None]] = []
         self._last_report = 0.0
 
     # -- reporting ------------------------------------------------------------------------
@@ -455,6 +452,8 @@ class _Run:
                                 assign(next_id - 1)
                         else:
                             assign(ident)
+                    while self.deferred:
+                        self.deferred.pop()()
                 elif kind == -1 and ident in pool:  # an idle parser died (e.g. OOM killer)
                     pool.pop(ident).close()
                     if todo:
@@ -465,6 +464,8 @@ class _Run:
                     if now > task.deadline and not task.timed_out:
                         task.timed_out = True
                         pool[ident].kill()  # its pump thread reports the exit next
+            while self.deferred:  # finish copies even when cancelled: they are quick
+                self.deferred.pop()()
         finally:
             for worker in pool.values():
                 worker.kill()
@@ -515,7 +516,8 @@ class _Run:
             verbatim = message.get("verbatim")
             if verbatim and self.cache is not None:
                 worker.send({"op": "skip"})
-                self._copy_verbatim(task, verbatim)
+                # Copied once the worker has its next file, so both work at the same time.
+                self.deferred.append(partial(self._copy_verbatim, task, verbatim))
                 return True
             worker.send({"op": "go"})
         elif op in ("part", "parts") and task.manifest is not None:

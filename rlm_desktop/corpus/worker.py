@@ -1,9 +1,9 @@
-"""Parser processes: untrusted files are parsed in child processes that can be killed.
+"""The parser process: untrusted files are parsed here, in a child that can be killed.
 
 A worker reads length-prefixed frames on stdin and writes frames on stdout: JSON frames for
-control and metadata, raw UTF-8 frames for extracted text (never pickle). A worker that
-crashes, runs out of memory or overstays its time is killed and replaced by the parent; the
-file it was reading becomes a per-file error and the batch goes on.
+control and metadata, raw UTF-8 frames for extracted text (never pickle). The parent side
+(starting, feeding and killing workers) is `rlm_desktop.corpus.pool`; this module imports
+as little as possible because every worker pays for it at start-up.
 
 Run as `python -m rlm_desktop.corpus.worker` (or the frozen app with `--ingest-worker`).
 """
@@ -14,14 +14,9 @@ import contextlib
 import hashlib
 import json
 import os
-import queue
 import struct
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable
 from typing import IO, Any, BinaryIO
 
 from rlm_desktop.corpus.document import count_lines
@@ -31,9 +26,6 @@ TEXT_FRAME = 1
 _HEADER = struct.Struct(">IB")
 MAX_FRAME = 256 * 1024 * 1024
 _HASH_BLOCK = 1024 * 1024
-# Environment a parser may see: nothing that carries secrets, proxies or the user's config.
-_KEEP_ENV = ("PATH", "SYSTEMROOT", "WINDIR", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR", "TEMP",
-             "TMP")
 
 
 class ProtocolError(Exception):
@@ -279,120 +271,6 @@ def _os_error(exc: OSError) -> str:
 
 def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# -- the parent side -----------------------------------------------------------------------
-
-
-def worker_command() -> list[str]:
-    if getattr(sys, "frozen", False):
-        return [sys.executable, "--ingest-worker"]
-    return [sys.executable, "-m", "rlm_desktop.corpus.worker"]
-
-
-Event = tuple[int, int, bytes | None]  # worker id, frame kind (-1 = exited), payload
-
-
-class WorkerProcess:
-    """One parser process; its frames arrive on a queue shared by all workers."""
-
-    def __init__(self, ident: int, events: queue.Queue[Event]) -> None:
-        self.ident = ident
-        self._home = tempfile.TemporaryDirectory(prefix="rlm-parser-")
-        env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
-        env["HOME"] = env["USERPROFILE"] = self._home.name
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        kwargs: dict[str, Any] = {}
-        if os.name == "posix":
-            kwargs["start_new_session"] = True
-        else:
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-        self.process = subprocess.Popen(
-            worker_command(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self._home.name,
-            env=env,
-            close_fds=True,
-            **kwargs,
-        )
-        self.stderr_tail = b""
-        self._events = events
-        self._threads = [
-            threading.Thread(target=self._pump, daemon=True, name=f"parser-{ident}"),
-            threading.Thread(target=self._drain_stderr, daemon=True, name=f"parser-{ident}-err"),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        try:
-            while (frame := read_frame(self.process.stdout)) is not None:
-                self._events.put((self.ident, frame[0], frame[1]))
-        except (ProtocolError, OSError, ValueError):
-            pass
-        self.process.wait()
-        self._events.put((self.ident, -1, None))
-
-    def _drain_stderr(self) -> None:
-        assert self.process.stderr is not None
-        try:
-            for line in self.process.stderr:
-                self.stderr_tail = (self.stderr_tail + line)[-4000:]
-        except (OSError, ValueError):
-            pass
-
-    def send(self, message: dict[str, Any]) -> bool:
-        assert self.process.stdin is not None
-        try:
-            send_json(self.process.stdin, message)
-            return True
-        except (OSError, ValueError):
-            return False
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.close()
-
-    def close(self) -> None:
-        if self.process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=5)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-        self._home.cleanup()
-
-    @property
-    def exit_code(self) -> int | None:
-        return self.process.poll()
-
-
-def describe_exit(code: int | None, on_signal: Callable[[int], str] | None = None) -> str:
-    if code is None:
-        return "the parser stopped responding"
-    if code < 0:
-        import signal
-
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        if on_signal is not None:
-            return on_signal(-code)
-        return f"the parser crashed on this file ({name})"
-    return f"the parser exited unexpectedly (code {code})"
 
 
 if __name__ == "__main__":

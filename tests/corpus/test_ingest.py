@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_desktop.corpus import worker as worker_module
+from rlm_desktop.corpus import pool as pool_module
 from rlm_desktop.corpus.cache import TextCache
 from rlm_desktop.corpus.ingest import Progress, display_names, ingest
 from rlm_desktop.corpus.limits import Limits
@@ -179,7 +179,7 @@ def test_a_parser_crash_fails_one_file_not_the_batch(corpus: Path, tmp_path: Pat
         from rlm_desktop.corpus.worker import worker_main
         raise SystemExit(worker_main())
     """))
-    monkeypatch.setattr(worker_module, "worker_command", lambda: [sys.executable, str(script)])
+    monkeypatch.setattr(pool_module, "worker_command", lambda: [sys.executable, str(script)])
     crash = tmp_path / "crashme.log"  # not plain ASCII, so it goes through a parser
     crash.write_text("this line kills the parser – ünïcode\n")
     logs = [corpus / "logs" / name for name in ("Apache_2k.log", "HDFS_2k.log", "HPC_2k.log")]
