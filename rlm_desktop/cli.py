@@ -8,8 +8,12 @@ import shutil
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rlm_desktop import __version__
+
+if TYPE_CHECKING:
+    from rlm_desktop.corpus.ingest import IngestResult
 
 EXIT_OK = 0
 EXIT_NOTHING_READ = 1
@@ -110,11 +114,8 @@ def _run_ingest(args: argparse.Namespace) -> int:
     return EXIT_OK if result.documents else EXIT_NOTHING_READ
 
 
-def format_table(result: object) -> str:
+def format_table(result: IngestResult) -> str:
     """A readable table of an IngestResult, one row per file, and a summary line."""
-    from rlm_desktop.corpus.ingest import IngestResult
-
-    assert isinstance(result, IngestResult)
     rows = [("", "KIND", "FILE", "CHARS", "CONTENT")]
     for f in result.files:
         if f.error is not None:

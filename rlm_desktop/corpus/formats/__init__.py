@@ -128,11 +128,14 @@ def detect(name: str, head: bytes) -> str:
     lower = inner.lower()
     if compression is not None:
         # Compressed text (rotated logs and the like) is decompressed by the text loader.
-        return "log" if _ROTATED.search(lower) or lower.endswith((".log", ".out")) else (
-            _EXTENSIONS.get(_suffix(lower), "log")
-            if _EXTENSIONS.get(_suffix(lower), "log") in {"log", "text", "csv", "json"}
-            else _unsupported_compressed(name)
-        )
+        if _ROTATED.search(lower) or lower.endswith((".log", ".out")):
+            return "log"
+        fmt = _EXTENSIONS.get(_suffix(lower), "log")  # "syslog.gz": a log with no extension
+        if fmt not in VERBATIM_FORMATS:
+            raise UnsupportedFormat(
+                f"unsupported format: a {compression}-compressed {fmt} file; decompress it first"
+            )
+        return fmt
     suffix = _suffix(lower)
     if suffix in _EXTENSIONS:
         return _EXTENSIONS[suffix]
@@ -158,12 +161,6 @@ def detect(name: str, head: bytes) -> str:
     if head and looks_like_text(head):
         return "text"
     raise UnsupportedFormat("unsupported format: not a document type that can be read")
-
-
-def _unsupported_compressed(name: str) -> str:
-    raise UnsupportedFormat(
-        f"unsupported format: compressed {name!r} is not a log or text file"
-    )
 
 
 def _suffix(lower_name: str) -> str:
