@@ -151,6 +151,9 @@ def message_parts(message: MailPart, ctx: ExtractContext, *, name: str) -> Itera
     cleaned = (normalize_text(text).strip("\n") for text in bodies)
     body = "\n\n".join(text for text in cleaned if text.strip())
     text = normalize_text(render_message(headers, body))
+    if "\ufffd" in text:
+        where = f"message {name.lstrip('/')}" if name else "the message"
+        ctx.warn(f"{where}: bytes that are not valid in its charset were replaced with U+FFFD")
     meta: dict[str, Any] = message_meta(headers)
     yield Part(name=name, kind="email", text=text, meta=meta)
     index = ctx.last_index
