@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -157,7 +158,7 @@ class TextCache:
         """Store a file that is its own text (plain ASCII); returns the bytes copied."""
         final = self.text_path(sha256)
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = final.with_name(f"{final.name}.{os.getpid()}.copy.tmp")
+        tmp = final.with_name(f"{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
             shutil.copyfile(source, tmp)
             size = tmp.stat().st_size
@@ -165,6 +166,9 @@ class TextCache:
         finally:
             tmp.unlink(missing_ok=True)
         return size
+
+    def forget_text(self, sha256: str) -> None:
+        self.text_path(sha256).unlink(missing_ok=True)
 
     def read_text(self, sha256: str, start: int, end: int) -> str:
         with open(self.text_path(sha256), "rb") as handle:
@@ -178,7 +182,7 @@ class PendingText:
     def __init__(self, final: Path) -> None:
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._final = final
-        self._tmp = final.with_name(f"{final.name}.{os.getpid()}.{id(self)}.tmp")
+        self._tmp = final.with_name(f"{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         self._handle: BinaryIO = open(self._tmp, "wb")  # noqa: SIM115 - commit/discard close it
         self.offset = 0
 

@@ -36,3 +36,8 @@ class LimitExceeded(ExtractionError):
 class Cancelled(ExtractionError):
     code = "cancelled"
     deterministic = False
+
+
+class FileChanged(ExtractionError):
+    code = "changed"
+    deterministic = False  # reading it again may well succeed

@@ -359,7 +359,7 @@ class _Run:
             file.error = f"same content as {twin.path}"
             self.done += 1
             self.bytes_done += file.size
-            self.report()
+            self.report(force=self.done == len(self.files))
             return True
         manifest = self.cache.manifest(sha) if self.cache is not None else None
         if manifest is None:
@@ -469,10 +469,12 @@ class _Run:
         finally:
             for worker in pool.values():
                 worker.kill()
-        if cancelled:
-            for task in [*busy.values(), *todo]:
+            for task in busy.values():  # an exception (or a cancel) mid-file: no temp files
                 if task.text is not None:
                     task.text.discard()
+                    task.text = None
+        if cancelled:
+            for task in [*busy.values(), *todo]:
                 task.file.error, task.file.error_code = "cancelled", "cancelled"
                 self.finish(task.file)
         return cancelled
@@ -553,11 +555,23 @@ class _Run:
         copy) rather than stream it through the parser's pipe."""
         assert self.cache is not None and task.manifest is not None
         fmt = str(verbatim["format"])
-        size = self.cache.copy_text(task.manifest.sha256, task.file.path)
-        if size != task.file.size:  # the file changed under us: read it the normal way
-            task.manifest = None
+        try:
+            size = self.cache.copy_text(task.manifest.sha256, task.file.path)
+            after = os.stat(task.file.path)
+        except OSError as exc:
+            self.cache.forget_text(task.manifest.sha256)
             self._complete(task, {"op": "done", "error": {
-                "code": "unreadable", "message": "the file changed while it was being read"}})
+                "code": "unreadable", "message": f"cannot read the file: {exc.strerror}"}})
+            return
+        stat = task.stat
+        if stat is None or (size, after.st_size, after.st_mtime_ns) != (
+                stat.st_size, stat.st_size, stat.st_mtime_ns):
+            # Changed since it was hashed (a log still being written): the copy may not be
+            # the hashed bytes. Drop it and say so; reading it again picks up the new state.
+            self.cache.forget_text(task.manifest.sha256)
+            self._complete(task, {"op": "done", "error": {
+                "code": "changed",
+                "message": "the file changed while it was being read; add it again"}})
             return
         task.manifest.parts.append(CachedPart(
             name="", kind=DOCUMENT_KIND[fmt], start=0, end=size, chars=size,
@@ -585,7 +599,8 @@ class _Run:
                 task.text.commit()
             memory = task.text if isinstance(task.text, _MemoryText) else None
             decrypted = any(p.meta.get("opened_with_password") for p in manifest.parts)
-            cacheable = bool(manifest.sha256) and not decrypted
+            transient = bool(message.get("transient"))  # e.g. a locked PDF attachment
+            cacheable = bool(manifest.sha256) and not decrypted and not transient
             if memory is None and task.text is None and not text_in_cache:
                 memory = _MemoryText()  # no text at all (e.g. an archive of nothing)
             if memory is not None and cacheable and self.cache is not None and memory.data:

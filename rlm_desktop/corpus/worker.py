@@ -136,11 +136,12 @@ def worker_main() -> int:
 
 
 def _serve(request: dict[str, Any], limits: Any, inp: BinaryIO, out: BinaryIO) -> None:
-    from rlm_desktop.corpus.errors import ExtractionError
+    from rlm_desktop.corpus.errors import ExtractionError, FileChanged
     from rlm_desktop.corpus.formats import ExtractContext, Source, detect, extract
 
     path = request["path"]
     try:
+        before = os.stat(path)
         verbatim = _verbatim_format(request["name"], path)
         digest, plain = _hash_pass(path, scan=verbatim is not None)
     except OSError as exc:
@@ -173,7 +174,11 @@ def _serve(request: dict[str, Any], limits: Any, inp: BinaryIO, out: BinaryIO) -
         for part in extract(source, ctx, fmt):
             sender.send(part)
         sender.flush()
-        send_json(out, {"op": "done", "format": fmt, "warnings": ctx.warnings, "error": None})
+        if _changed(path, before):
+            # The text may not be the bytes that were hashed: do not let it be cached.
+            raise FileChanged("the file changed while it was being read; add it again")
+        send_json(out, {"op": "done", "format": fmt, "warnings": ctx.warnings, "error": None,
+                        "transient": ctx.transient[0]})
     except ExtractionError as exc:
         send_json(out, {"op": "done", "format": fmt, "warnings": ctx.warnings,
                         "error": {"code": exc.code, "message": str(exc),
@@ -263,6 +268,14 @@ def _verbatim_format(name: str, path: str) -> str | None:
     if split_compression(name)[1] is not None:
         return None  # named as compressed but is not: the loader reports that
     return fmt if looks_like_text(head) else None
+
+
+def _changed(path: str, before: os.stat_result) -> bool:
+    try:
+        after = os.stat(path)
+    except OSError:
+        return True
+    return (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
 
 
 def _os_error(exc: OSError) -> str:

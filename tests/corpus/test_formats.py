@@ -443,3 +443,36 @@ def test_nested_zips_stop_at_the_nesting_limit(tmp_path: Path) -> None:
     with pytest.raises(ExtractionError):
         parts_of(tmp_path / "z5.zip", ctx)
     assert any("nested more than" in w for w in ctx.warnings)
+
+
+@pytest.mark.parametrize(("compress", "ext"), [(bz2.compress, ".bz2"), (lzma.compress, ".xz"),
+                                               (gzip.compress, ".gz")])
+def test_multi_stream_files_are_read_whole(tmp_path: Path, compress: object, ext: str) -> None:
+    path = tmp_path / f"joined.log{ext}"
+    path.write_bytes(compress(b"first stream\n") + compress(b"second stream\n"))  # type: ignore[operator]
+    assert only_text(path) == "first stream\nsecond stream\n"
+
+
+def test_a_damaged_attachment_does_not_fail_its_mailbox(tmp_path: Path) -> None:
+    import base64
+    import random
+
+    lines = "".join(f"line {random.Random(1).random()} {n}\n" for n in range(20000))
+    damaged = gzip.compress(lines.encode())[:-2000]  # a log.gz cut short
+
+    body = base64.encodebytes(damaged).decode()
+    messages = []
+    for n in range(1, 4):
+        attachment = (f'--b\nContent-Type: application/gzip; name="app.log.gz"\n'
+                      f"Content-Disposition: attachment; filename=app.log.gz\n"
+                      f"Content-Transfer-Encoding: base64\n\n{body}") if n == 2 else ""
+        messages.append(
+            f"From x@example.com Mon Jan  1 00:00:0{n} 2024\nFrom: x@example.com\n"
+            f"Subject: message {n}\nContent-Type: multipart/mixed; boundary=b\n\n"
+            f"--b\nContent-Type: text/plain\n\nbody {n}\n{attachment}--b--\n")
+    path = tmp_path / "box.mbox"
+    path.write_text("".join(messages))
+    ctx = ExtractContext()
+    parts = parts_of(path, ctx)
+    assert [p.meta["subject"] for p, _ in parts] == ["message 1", "message 2", "message 3"]
+    assert any("app.log.gz" in w and "gzip" in w for w in ctx.warnings), ctx.warnings

@@ -246,3 +246,44 @@ def test_plain_ascii_files_copied_verbatim_match_extraction(corpus: Path, tmp_pa
     assert [f.to_json() for f in copied.files] == [f.to_json() for f in extracted.files]
     assert [d.text for d in copied.documents] == [d.text for d in extracted.documents]
     assert by_name(copied)["windows.log"].documents[0].text == "first\nsecond\n"
+
+
+def test_a_locked_attachment_is_not_cached_so_its_password_works_later(
+        corpus: Path, tmp_path: Path, cache: TextCache) -> None:
+    import base64
+
+    pdf = base64.encodebytes((corpus / "pdf" / "encrypted" / "pdfminer-rc4-40.pdf").read_bytes())
+    box = tmp_path / "box.mbox"
+    box.write_text(
+        "From x@example.com Mon Jan  1 00:00:00 2024\nFrom: x@example.com\nSubject: s\n"
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee\n"
+        '--b\nContent-Type: application/pdf; name="secret.pdf"\nContent-Disposition: '
+        'attachment; filename="secret.pdf"\nContent-Transfer-Encoding: base64\n\n'
+        f"{pdf.decode()}--b--\n")
+    first = ingest([box], cache=cache)
+    assert any("password" in w for w in first.files[0].warnings)
+    second = ingest([box], cache=cache, passwords=["baz"])
+    assert not second.files[0].cached
+    assert "Secret!" in second.documents[1].text
+
+
+def test_a_file_that_vanishes_mid_read_is_a_per_file_error(tmp_path: Path, cache: TextCache,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlm_desktop.corpus import ingest as ingest_module
+
+    doomed = tmp_path / "doomed.log"
+    doomed.write_text("plain ascii\n")
+    kept = tmp_path / "kept.log"
+    kept.write_text("still here\n")
+    real = ingest_module._Run._on_frame
+
+    def on_frame(self, task, worker, kind, payload):  # type: ignore[no-untyped-def]
+        if task.file.name == "doomed.log" and payload and b'"hashed"' in payload:
+            doomed.unlink()
+        return real(self, task, worker, kind, payload)
+
+    monkeypatch.setattr(ingest_module._Run, "_on_frame", on_frame)
+    result = ingest([doomed, kept], cache=cache, workers=1)
+    files = by_name(result)
+    assert files["doomed.log"].error
+    assert files["kept.log"].documents[0].text == "still here\n"

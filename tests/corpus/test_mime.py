@@ -80,3 +80,20 @@ def test_unusual_mail_goes_to_the_stdlib(raw: bytes) -> None:
 def test_crlf_and_damaged_base64() -> None:
     raw = (b"Subject: x\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29y\r\nbGQ")
     assert parse_message(raw).get_payload(decode=True) == b"hello wor"
+
+
+def test_boundary_must_end_its_line() -> None:
+    raw = (b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\n'
+           b"one\n--b--alt is text, not the end\n--b\nContent-Type: text/plain\n"
+           b'Content-Disposition: attachment; filename="x.txt"\n\ntwo\n--b--\n')
+    first, second = parse_message(raw).get_payload()  # type: ignore[misc]
+    assert first.get_payload(decode=True) == b"one\n--b--alt is text, not the end"
+    assert second.get_filename() == "x.txt"
+
+
+@pytest.mark.parametrize("ctype", ['multipart/digest; boundary="d"',
+                                   'multipart/mixed; boundary="b\u00e9"'])
+def test_digests_and_8bit_boundaries_go_to_the_stdlib(ctype: str) -> None:
+    raw = f"Content-Type: {ctype}\n\n--d\n\nx\n--d--\n".encode()
+    with pytest.raises(NotSimple):
+        parse_message(raw)

@@ -59,7 +59,7 @@ def extract_zip(source: Source, ctx: ExtractContext) -> Iterator[Part]:
                     found += 1
                     yield part
             except ExtractionError as exc:
-                ctx.warn(f"{name}: {exc}")
+                ctx.skip(name, exc)
         if not found:
             raise DamagedFile("the archive holds no readable documents")
 

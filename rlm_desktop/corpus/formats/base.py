@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from rlm_desktop.corpus.errors import EmptyFile, LimitExceeded
+from rlm_desktop.corpus.errors import EmptyFile, ExtractionError, LimitExceeded
 from rlm_desktop.corpus.limits import Limits
 
 
@@ -85,6 +85,9 @@ class ExtractContext:
     #: Parts yielded so far for the whole file, shared with nested contexts; a loader reads
     #: `last_index` right after a `yield` to learn the index of the part it just yielded.
     counter: list[int] = field(default_factory=lambda: [0])
+    #: Shared with nested contexts: set when a part failed for a reason another run may not
+    #: have (see `skip`).
+    transient: list[bool] = field(default_factory=lambda: [False])
     #: Set by the pipeline: called with the bytes consumed so far, for progress.
     on_progress: Callable[[int], None] | None = None
 
@@ -93,6 +96,14 @@ class ExtractContext:
             self.warnings.append(message)
         elif len(self.warnings) == 200:
             self.warnings.append("further warnings omitted")
+
+    def skip(self, what: str, error: ExtractionError) -> None:
+        """Record a part that could not be read (an attachment, an archive member) without
+        failing the file. If another run might read it (a password, a raised limit), the
+        file's result must not be cached: `transient` says so."""
+        self.warn(f"{what}: {error}")
+        if not error.deterministic:
+            self.transient[0] = True
 
     def nested(self) -> ExtractContext:
         """Context for a source found inside another (attachment, archive member)."""
@@ -107,6 +118,7 @@ class ExtractContext:
             warnings=self.warnings,
             depth=self.depth + 1,
             counter=self.counter,
+            transient=self.transient,
         )
 
     @property

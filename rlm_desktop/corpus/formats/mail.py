@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, TypeGuard
 from rlm_desktop.corpus.document import normalize_text
 from rlm_desktop.corpus.errors import DamagedFile, ExtractionError, LimitExceeded
 from rlm_desktop.corpus.formats import detect, extract_nested
-from rlm_desktop.corpus.formats.base import ExtractContext, Part, Source
+from rlm_desktop.corpus.formats.base import ExtractContext, Part, Source, text_of
 from rlm_desktop.corpus.formats.html import html_to_text
 from rlm_desktop.corpus.formats.mailtext import (
     MessageHeaders,
@@ -66,7 +66,7 @@ def extract_mbox(source: Source, ctx: ExtractContext) -> Iterator[Part]:
                 message = _parse(raw, ctx)
                 yield from message_parts(message, ctx, name=f"#{count}")
             except LimitExceeded as exc:
-                ctx.warn(f"message {count} skipped: {exc}")
+                ctx.skip(f"message {count} skipped", exc)
                 yield _placeholder(count, str(exc))
             except (ExtractionError, ValueError, LookupError, RecursionError) as exc:
                 ctx.warn(f"message {count} could not be parsed: {exc}")
@@ -181,11 +181,15 @@ def _attachment(
         if fmt not in _READABLE_ATTACHMENTS:
             return
         source = Source(filename, data=payload)
+        children = []
         for child in extract_nested(source, ctx, parent):
             child.name = f"{name}{child.name}"
-            yield child
+            # Read streamed text now, so a damaged attachment fails here, not the mailbox.
+            child.text = text_of(child)
+            children.append(child)
+        yield from children
     except ExtractionError as exc:
-        ctx.warn(f"attachment {filename}: {exc}")
+        ctx.skip(f"attachment {filename}", exc)
 
 
 def _walk(

@@ -47,8 +47,9 @@ class MimePart:
         self._children: list[MimePart] = []
         if ctype.startswith("multipart/"):
             boundary = self.params.get("boundary")
-            if not boundary:
-                raise NotSimple("multipart without boundary")
+            if not boundary or not boundary.isascii() or ctype == "multipart/digest":
+                # No boundary, an 8-bit one, or digest parts that default to message/rfc822.
+                raise NotSimple(f"{ctype} needs the full parser")
             self._children = [parse_message(p, depth + 1, max_depth)
                               for p in split_multipart(body, boundary.encode("ascii",
                                                                              "surrogateescape"))]
@@ -121,7 +122,7 @@ def parse_message(data: bytes, depth: int = 0, max_depth: int = 16) -> MimePart:
     if data.startswith(b"\n"):
         return MimePart([], data[1:], depth, max_depth)
     end = data.find(b"\n\n")
-    head, body = (data, b"") if end < 0 else (data[:end], data[end + 2:])
+    head, body = (data.rstrip(b"\n"), b"") if end < 0 else (data[:end], data[end + 2:])
     text = head.decode("ascii", "surrogateescape")
     headers: list[tuple[str, str]] = _HEADER.findall(text)
     # Every line must be a header or the folded continuation of one; anything else (a
@@ -141,7 +142,7 @@ def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
         raise NotSimple("no boundary found in a multipart body")
     while True:
         after = position + len(delimiter)
-        if text.startswith(b"--", after):
+        if text.startswith(b"--", after):  # "--boundary--": the close delimiter
             return parts
         line_end = text.find(b"\n", after)
         if line_end < 0:
@@ -159,9 +160,10 @@ def _find_delimiter(text: bytes, delimiter: bytes, start: int) -> int:
         found = text.find(delimiter, start)
         if found < 0:
             return -1
-        # The boundary must end there: "--", whitespace or the end of the line follows.
-        follow = text[found + len(delimiter): found + len(delimiter) + 1]
-        if follow in (b"", b"\n", b"-", b" ", b"\t"):
+        # The boundary must end the line: only "--" (the close) and white space may follow.
+        line_end = text.find(b"\n", found + 1)
+        rest = text[found + len(delimiter): line_end if line_end >= 0 else len(text)]
+        if not rest.removeprefix(b"--").strip():
             return found
         start = found + 1
 

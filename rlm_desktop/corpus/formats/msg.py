@@ -253,7 +253,7 @@ def _message_parts(
                     child.name = f"{name}{child.name}"
                     yield child
         except ExtractionError as exc:
-            ctx.warn(f"attachment {attachment.name}: {exc}")
+            ctx.skip(f"attachment {attachment.name}", exc)
 
 
 def _readable(attachment: _Attachment) -> bool:

@@ -100,9 +100,9 @@ def _decompressed(
             consumed += len(data)
             while data:
                 if decompressor.eof:
-                    # Concatenated gzip members (`cat a.gz b.gz`) start anew; padding or
-                    # trailing bytes after the end of any other stream are ignored.
-                    if method != "gzip" or not data.strip(b"\x00"):
+                    # Concatenated streams (`cat a.gz b.gz`, pbzip2, multi-stream xz) start
+                    # anew; zero padding after the last one is ignored.
+                    if not data.strip(b"\x00"):
                         break
                     decompressor = _new_decompressor(method)
                 for out in _feed(decompressor, data):
