@@ -88,10 +88,6 @@ def _apply_limits(memory_bytes: int) -> None:
             resource.setrlimit(limit, (value, value))
 
 
-def sha256_of(path: str) -> str:
-    return _hash_pass(path, scan=False)[0]
-
-
 def _hash_pass(path: str, *, scan: bool) -> tuple[str, dict[str, int] | None]:
     """The file's sha256 and, with `scan`, whether its bytes already are normalized text
     (ASCII, no CR, no NUL): then `{"lines": n}`, and the text is the file itself."""
@@ -140,9 +136,18 @@ def _serve(request: dict[str, Any], limits: Any, inp: BinaryIO, out: BinaryIO) -
     from rlm_desktop.corpus.formats import ExtractContext, Source, detect, extract
 
     path = request["path"]
+    name = request["name"]
+    fmt: str | None = None
+    unreadable: ExtractionError | None = None  # reported after hashing, so dedup still works
     try:
         before = os.stat(path)
-        verbatim = _verbatim_format(request["name"], path)
+        with open(path, "rb") as handle:
+            head = handle.read(64 * 1024)
+        try:
+            fmt = detect(name, head)
+        except ExtractionError as exc:
+            unreadable = exc
+        verbatim = fmt if fmt is not None and _is_verbatim(name, head, fmt) else None
         digest, plain = _hash_pass(path, scan=verbatim is not None)
     except OSError as exc:
         send_json(out, {"op": "done", "error": {"code": "unreadable", "message": _os_error(exc)}})
@@ -166,10 +171,10 @@ def _serve(request: dict[str, Any], limits: Any, inp: BinaryIO, out: BinaryIO) -
             send_json(out, {"op": "progress", "bytes": done})
 
     ctx.on_progress = progress
-    fmt = None
     try:
-        source = Source(request["name"], path=path)
-        fmt = detect(source.name, source.head())
+        if unreadable is not None:
+            raise unreadable
+        source = Source(name, path=path)
         sender = _PartSender(out)
         for part in extract(source, ctx, fmt):
             sender.send(part)
@@ -246,28 +251,21 @@ class _PartSender:
         self._heads, self._texts, self._size = [], [], 0
 
 
-def _verbatim_format(name: str, path: str) -> str | None:
-    """The format of an uncompressed text or log file whose text may be its bytes."""
-    from rlm_desktop.corpus.errors import ExtractionError
+def _is_verbatim(name: str, head: bytes, fmt: str) -> bool:
+    """Whether an uncompressed text or log file's text may be its bytes (the hash pass
+    then checks every block is plain ASCII)."""
     from rlm_desktop.corpus.formats import (
         VERBATIM_FORMATS,
-        detect,
         looks_like_text,
         sniff_compression,
         split_compression,
     )
 
-    with open(path, "rb") as handle:
-        head = handle.read(64 * 1024)
-    try:
-        fmt = detect(name, head)
-    except ExtractionError:
-        return None
     if fmt not in VERBATIM_FORMATS or not head or sniff_compression(head):
-        return None
+        return False
     if split_compression(name)[1] is not None:
-        return None  # named as compressed but is not: the loader reports that
-    return fmt if looks_like_text(head) else None
+        return False  # named as compressed but is not: the loader reports that
+    return looks_like_text(head)
 
 
 def _changed(path: str, before: os.stat_result) -> bool:

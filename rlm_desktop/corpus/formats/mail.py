@@ -254,26 +254,26 @@ def _decode_payload(part: MailPart) -> str:
     return decode_labelled(payload, part.get_content_charset())
 
 
+def _known_codec(charset: str | None) -> str | None:
+    """The Python codec for a MIME charset label (aliases applied), None if unknown."""
+    label = (charset or "").strip().strip('"').lower()
+    if not label:
+        return None
+    try:
+        return codecs.lookup(_CHARSET_ALIASES.get(label, label)).name
+    except LookupError:
+        return None
+
+
 def codec_for(charset: str | None) -> str:
     """A Python codec for a MIME charset label, tolerant of unknown and mislabelled ones."""
-    if not charset:
-        return "utf-8"
-    label = charset.strip().strip('"').lower()
-    label = _CHARSET_ALIASES.get(label, label)
-    try:
-        return codecs.lookup(label).name
-    except LookupError:
-        return "utf-8"
+    return _known_codec(charset) or "utf-8"
 
 
 def decode_labelled(data: bytes, charset: str | None) -> str:
     """Bytes in their declared charset (bad bytes replaced); with no usable label, UTF-8 if
     the bytes are valid UTF-8, else Windows-1252."""
-    label = _CHARSET_ALIASES.get((charset or "").strip().strip('"').lower(), charset)
-    try:
-        codec = codecs.lookup(label).name if label else None
-    except LookupError:
-        codec = None
+    codec = _known_codec(charset)
     if codec is not None:
         return data.decode(codec, errors="replace")
     try:

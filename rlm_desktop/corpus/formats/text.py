@@ -30,10 +30,11 @@ _SAMPLE = 64 * 1024
 
 
 def extract_text(source: Source, ctx: ExtractContext) -> Iterator[Part]:
-    fmt = detect(source.name, source.head())
+    head = source.head()
+    fmt = detect(source.name, head)
     kind = DOCUMENT_KIND.get(fmt, "text")
     named_compression = split_compression(source.name)[1]
-    actual = sniff_compression(source.head(8))
+    actual = sniff_compression(head)
     if named_compression and actual != named_compression:
         raise DamagedFile(
             f"not a {named_compression} file: the name says compressed, the content is not"
