@@ -46,7 +46,54 @@ def build_parser() -> argparse.ArgumentParser:
                         help="parser processes (default: one per CPU)")
     ingest.add_argument("--timeout", type=_positive_float, metavar="S",
                         help="seconds allowed per file before it is given up (default 120)")
+    _add_ask(commands)
     return parser
+
+
+def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ask = commands.add_parser(
+        "ask",
+        help="answer a question about documents with a Recursive Language Model",
+        description="Read the documents, then let a root model explore them in a sandboxed "
+        "REPL and answer. The steps are shown as a live tree; --json prints the result.",
+    )
+    ask.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    ask.add_argument("--question", "-q", required=True, metavar="Q", help="the question")
+    ask.add_argument("--base-url", metavar="URL",
+                     help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, then settings)")
+    ask.add_argument("--api-key", metavar="KEY",
+                     help="API key (default: OPENAI_API_KEY, then the OS keyring)")
+    ask.add_argument("--model", metavar="M", help="root model (default: from settings)")
+    ask.add_argument("--sub-model", metavar="M", help="model for child calls")
+    ask.add_argument("--max-iterations", type=_positive_int, metavar="N")
+    ask.add_argument("--max-depth", type=_non_negative_int, metavar="N")
+    ask.add_argument("--max-subcalls", type=_non_negative_int, metavar="N")
+    ask.add_argument("--max-tokens", type=_positive_int, metavar="N")
+    ask.add_argument("--max-cost", type=_non_negative_float, metavar="USD")
+    ask.add_argument("--timeout", type=_positive_float, metavar="S",
+                     help="wall-clock limit of the whole run")
+    ask.add_argument("--cell-timeout", type=_positive_float, metavar="S",
+                     help="wall-clock limit of one REPL cell (child calls not counted)")
+    ask.add_argument("--concurrency", type=_positive_int, metavar="N",
+                     help="child calls in flight at once (default 8)")
+    ask.add_argument("--trace", metavar="FILE.jsonl", help="write every step as JSON lines")
+    ask.add_argument("--json", action="store_true", help="print the result as JSON")
+    ask.add_argument("--password", action="append", default=[], metavar="PW",
+                     help="password for protected PDFs (repeat to try several)")
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
 
 
 def _positive_int(value: str) -> int:
@@ -69,10 +116,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rlm_desktop.corpus.worker import worker_main
 
         return worker_main()
+    if args_list[:1] == ["--repl-worker"]:  # the frozen app starting a REPL worker
+        from rlm_desktop.engine.repl_worker import worker_main as repl_main
+
+        return repl_main()
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command == "ingest":
         return _run_ingest(args)
+    if args.command == "ask":
+        from rlm_desktop.ask import run_ask
+
+        return run_ask(args)
     parser.print_help()
     print("\nThe desktop window is not part of this build yet; use the commands above.")
     return EXIT_OK

@@ -163,6 +163,7 @@ class Document:
         "paths",
         "sha256",
         "size",
+        "text_file",
     )
 
     def __init__(
@@ -180,6 +181,7 @@ class Document:
         page_starts: Sequence[int] | None = None,
         parent: str | None = None,
         paths: Sequence[str] = (),
+        text_file: tuple[str, int, int] | None = None,
     ) -> None:
         if text is None and load_text is None:
             raise ValueError("a Document needs its text or a way to load it")
@@ -196,6 +198,9 @@ class Document:
         self._text = text
         self._load_text = load_text
         self._index: TextIndex | None = None
+        # Where the text sits in the cache (file, byte start, byte end): lets another
+        # process (the REPL worker) read it without the text being sent to it.
+        self.text_file = text_file
 
     @property
     def text(self) -> str:

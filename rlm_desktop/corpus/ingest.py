@@ -380,6 +380,7 @@ class _Run:
         for index, part in enumerate(manifest.parts):
             doc_id = f"{manifest.sha256[:12]}-{index}"
             ids.append(doc_id)
+            text_file: tuple[str, int, int] | None = None
             if memory is not None:
                 text: str | None = memory.data[part.start:part.end].decode("utf-8")
                 loader = None
@@ -387,6 +388,7 @@ class _Run:
                 assert self.cache is not None
                 text, loader = None, partial(self.cache.read_text, manifest.sha256,
                                              part.start, part.end)
+                text_file = (str(self.cache.text_path(manifest.sha256)), part.start, part.end)
             meta = part.meta  # shared, not copied: a mailbox has tens of thousands of these
             meta.setdefault("chars", part.chars)
             meta.setdefault("lines", part.lines)
@@ -395,6 +397,7 @@ class _Run:
                 kind=part.kind, sha256=manifest.sha256, size=file.size, meta=meta,
                 text=text, load_text=loader, page_starts=part.page_starts,
                 parent=ids[part.parent] if part.parent is not None else None,
+                text_file=text_file,
             ))
             file.chars += part.chars
             if part.parent is None:

@@ -1,0 +1,192 @@
+"""`rlm-desktop ask`: read documents, run the RLM, show the steps live and print the answer.
+
+Exit status: 0 completed, 4 cut short with a partial answer (max_iterations,
+budget_exhausted, timeout), 1 error or nothing readable, 2 usage, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from dataclasses import replace
+from typing import IO, Any
+
+from rlm_desktop.corpus.document import one_line
+from rlm_desktop.engine.trace import TraceEvent, TraceNode
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 4
+EXIT_CANCELLED = 130
+
+
+class LiveTree:
+    """Prints each step as an indented line when it ends (root calls also when they start)."""
+
+    def __init__(self, out: IO[str], width: int = 120) -> None:
+        self.out = out
+        self.width = width
+        self.levels: dict[int, int] = {}
+
+    def __call__(self, event: TraceEvent) -> None:
+        node = event.node
+        if event.type == "delta":
+            return
+        if event.type == "start":
+            self.levels[node.id] = (self.levels.get(node.parent, -1) + 1
+                                    if node.parent is not None else 0)
+            if node.kind == "run":
+                question = (node.input or {}).get("question", "")
+                self._line(node, f"● run: {question}")
+            elif node.kind == "root_call":
+                self._line(node, f"… root model, turn {node.extra.get('iteration')}")
+            return
+        text = self.describe(node)
+        if text:
+            self._line(node, text)
+
+    def _line(self, node: TraceNode, text: str) -> None:
+        indent = "  " * self.levels.get(node.id, 0)
+        self.out.write(indent + one_line(text, max(40, self.width - len(indent))) + "\n")
+        self.out.flush()
+
+    @staticmethod
+    def describe(node: TraceNode) -> str:
+        took = f"{node.elapsed:.1f} s"
+        if node.error and node.kind not in ("run",):
+            return f"✗ {node.kind}: {node.error}"
+        inp: Any = node.input
+        out: Any = node.output
+        if node.kind == "run":
+            status = out.get("status") if isinstance(out, dict) else "?"
+            tokens = node.usage.total_tokens if node.usage else 0
+            cost = f", ${node.cost_usd:.4f}" if node.cost_usd else ""
+            err = f" — {node.error}" if node.error else ""
+            return f"● {status} in {took}, {tokens:,} tokens{cost}{err}"
+        if node.kind == "root_call":
+            tokens = node.usage.total_tokens if node.usage else 0
+            retries = node.extra.get("retries")
+            again = f", {len(retries)} retries" if retries else ""
+            return f"↳ root model replied ({tokens:,} tokens, {took}{again})"
+        if node.kind == "code":
+            first = str(inp or "").strip().splitlines()[:1]
+            shown = str(out or "").strip().splitlines()[:1]
+            return f"⌗ {first[0] if first else ''}  → {shown[0] if shown else '(no output)'}"
+        if node.kind in ("peek", "grep", "partition"):
+            args = ", ".join(f"{k}={v!r}" for k, v in (inp or {}).items() if v is not None)
+            summary = out
+            if isinstance(out, dict):
+                summary = ", ".join(f"{k} {v}" for k, v in out.items()
+                                    if k in ("hits", "documents", "chunks", "chars"))
+            return f"{node.kind}({args}) → {summary}"
+        if node.kind == "llm_query":
+            prompt = (inp or {}).get("prompt", "")
+            index = (inp or {}).get("index")
+            label = f"llm_query[{index}]" if index is not None else "llm_query"
+            return f"{label} {one_line(str(prompt), 50)!r} → {one_line(str(out or ''), 50)!r}"
+        if node.kind == "rlm_query":
+            fallback = " (depth limit: plain call)" if node.extra.get("fallback") else ""
+            return f"rlm_query{fallback} {one_line(str((inp or {}).get('question')), 60)!r}" \
+                   f" → {one_line(str(out or ''), 50)!r}"
+        if node.kind == "final":
+            answer = out.get("answer") if isinstance(out, dict) else out
+            return f"✔ FINAL: {one_line(str(answer or ''), 100)}"
+        return node.kind
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    from rlm_desktop.corpus.ingest import ingest
+    from rlm_desktop.engine.budget import Limits, Pricing
+    from rlm_desktop.engine.run import Run, RunConfig
+    from rlm_desktop.engine.trace import JsonlWriter
+    from rlm_desktop.paths import config_dir
+    from rlm_desktop.settings import Settings, resolve_endpoint
+
+    settings = Settings.load()
+    base_url, api_key = resolve_endpoint(args.base_url, args.api_key)
+    limits = Limits()
+    overrides: dict[str, Any] = {
+        "max_iterations": args.max_iterations, "max_depth": args.max_depth,
+        "max_subcalls": args.max_subcalls, "max_tokens": args.max_tokens,
+        "max_cost_usd": args.max_cost, "timeout_s": args.timeout,
+        "cell_timeout_s": args.cell_timeout, "concurrency": args.concurrency,
+    }
+    limits = replace(limits, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        pricing = Pricing.load(config_dir() / "pricing.json")
+    except (OSError, ValueError) as exc:
+        print(f"rlm-desktop: pricing.json: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    model = args.model or settings.model
+    config = RunConfig(base_url=base_url, api_key=api_key, model=model,
+                       sub_model=args.sub_model or settings.sub_model or model,
+                       limits=limits, pricing=pricing)
+
+    result = ingest(args.paths, passwords=args.password)
+    for failed in result.failed:
+        print(f"rlm-desktop: skipped {failed.name}: {failed.error}", file=sys.stderr)
+    documents = result.documents
+    if not documents:
+        print("rlm-desktop: no readable documents in the given paths", file=sys.stderr)
+        return EXIT_ERROR
+
+    run = Run(documents, args.question, config)
+    writer = None
+    if args.trace:
+        try:
+            writer = JsonlWriter(args.trace)
+        except OSError as exc:
+            print(f"rlm-desktop: cannot write the trace: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        run.trace.subscribe(writer)
+    if not args.json:
+        run.trace.subscribe(LiveTree(sys.stdout))
+
+    previous = _install_interrupt(run)
+    try:
+        outcome = run.execute_sync()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        if writer is not None:
+            writer.close()
+
+    if args.json:
+        json.dump(outcome.to_json(args.trace), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print()
+        print(outcome.answer or "(no answer)")
+        if outcome.citations:
+            print("\nSources:")
+            for i, c in enumerate(outcome.citations[:30], 1):
+                where = f"p.{c['page']} " if c.get("page") else ""
+                print(f"  [{i}] {c['document']} {where}line {c['line']}: "
+                      f"{one_line(str(c.get('text', '')), 80)}")
+            if len(outcome.citations) > 30:
+                print(f"  … and {len(outcome.citations) - 30} more")
+        if outcome.status != "completed":
+            print(f"\nstatus: {outcome.status}" + (f" — {outcome.error}" if outcome.error
+                                                   else ""), file=sys.stderr)
+    if outcome.status == "completed":
+        return EXIT_OK
+    if outcome.status == "cancelled":
+        return EXIT_CANCELLED
+    if outcome.status == "error":
+        return EXIT_ERROR
+    return EXIT_PARTIAL
+
+
+def _install_interrupt(run: Any) -> Any:
+    """Ctrl-C cancels the run (which then reports its partial answer) instead of killing it."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        run.cancel()
+
+    return signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,113 @@
+"""How the corpus reaches the REPL worker without being sent through a pipe or pickled.
+
+The parent describes where each document's text lies: a byte range of a file in the text
+cache, or of one private pack file it writes once per run for documents that were never
+cached. The worker reads those ranges itself at start-up (a 100 MB corpus loads in about
+0.2 s) and every child RLM of the run reuses the same description.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlm_desktop.corpus.document import Document
+
+
+@dataclass(slots=True)
+class CorpusPack:
+    """JSON-able description of a corpus: entries in corpus order and the byte ranges."""
+
+    entries: list[dict[str, Any]]
+    files: dict[str, list[tuple[int, int, int]]]  # path -> [(entry index, start, end)]
+    temp_dir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"entries": self.entries,
+                "files": [{"path": p, "ranges": r} for p, r in self.files.items()]}
+
+    def cleanup(self) -> None:
+        if self.temp_dir is not None:
+            self.temp_dir.cleanup()
+            self.temp_dir = None
+
+    def describe(self) -> list[dict[str, Any]]:
+        """What the root prompt may say about the corpus (names, kinds, sizes)."""
+        return self.entries
+
+
+def build_pack(documents: Sequence[Document]) -> CorpusPack:
+    entries: list[dict[str, Any]] = []
+    files: dict[str, list[tuple[int, int, int]]] = {}
+    pending: list[tuple[int, Document]] = []
+    for index, doc in enumerate(documents):
+        meta = {k: v for k, v in doc.meta.items() if _jsonable(v)}
+        chars = meta.get("chars")
+        entry: dict[str, Any] = {
+            "id": doc.id, "name": doc.name, "path": doc.path, "kind": doc.kind, "meta": meta,
+            "page_starts": list(doc.page_starts) if doc.page_starts else None,
+            "pages": doc.pages,
+        }
+        if doc.text_file is not None and Path(doc.text_file[0]).is_file():
+            path, start, end = doc.text_file
+            files.setdefault(path, []).append((index, start, end))
+            entry["chars"] = int(chars) if isinstance(chars, int) else None
+        else:
+            pending.append((index, doc))
+        entries.append(entry)
+    temp_dir = None
+    if pending:
+        temp_dir = tempfile.TemporaryDirectory(prefix="rlm-pack-")
+        os.chmod(temp_dir.name, 0o700)
+        pack_path = os.path.join(temp_dir.name, "corpus.txt")
+        ranges: list[tuple[int, int, int]] = []
+        with open(pack_path, "wb") as handle:
+            offset = 0
+            for index, doc in pending:
+                data = doc.text.encode("utf-8")
+                handle.write(data)
+                ranges.append((index, offset, offset + len(data)))
+                offset += len(data)
+                entries[index]["chars"] = len(doc.text)
+        files[pack_path] = ranges
+    for index, doc in enumerate(documents):
+        if entries[index].get("chars") is None:
+            entries[index]["chars"] = len(doc.text)
+    return CorpusPack(entries, files, temp_dir)
+
+
+def load_pack(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """In the worker: the blob (all texts joined by "\\n") and entries with char offsets."""
+    entries: list[dict[str, Any]] = [dict(e) for e in spec["entries"]]
+    texts: list[str] = [""] * len(entries)
+    for item in spec["files"]:
+        with open(item["path"], "rb") as handle:
+            data = handle.read()
+        view = memoryview(data)
+        for index, start, end in item["ranges"]:
+            texts[index] = str(view[start:end], "utf-8")
+        del view, data
+    starts = []
+    offset = 0
+    for text in texts:
+        starts.append(offset)
+        offset += len(text) + 1
+    blob = "\n".join(texts)
+    for entry, start, text in zip(entries, starts, texts, strict=True):
+        entry["start"] = start
+        entry["end"] = start + len(text)
+        entry["chars"] = len(text)
+    return blob, entries
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True

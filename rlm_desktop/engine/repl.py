@@ -1,0 +1,230 @@
+"""The parent side of the REPL worker: start it, run cells, answer its calls, kill it.
+
+A cell has a wall-clock limit that does not count time spent waiting for child model
+calls. A cell past its limit, or a worker that dies, is killed; the next cell starts a
+fresh worker, and the result says the REPL state was reset so the model can be told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rlm_desktop.corpus.worker import JSON_FRAME, MAX_FRAME
+
+_HEADER = struct.Struct(">IB")
+# What the worker may see of the environment: nothing that carries keys, proxies or config.
+_KEEP_ENV = ("PATH", "SYSTEMROOT", "WINDIR", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR", "TEMP",
+             "TMP")
+
+CallHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+class ReplError(Exception):
+    """The worker could not be started or broke its protocol."""
+
+
+@dataclass(frozen=True, slots=True)
+class CellResult:
+    stdout: str
+    error: str | None
+    final: dict[str, Any] | None
+    reset: bool = False          # the worker was killed/restarted; variables are gone
+    elapsed: float = 0.0         # wall clock of the cell minus time in child calls
+
+
+def worker_command() -> list[str]:
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--repl-worker"]
+    return [sys.executable, "-m", "rlm_desktop.engine.repl_worker"]
+
+
+class ReplProcess:
+    """One worker process holding one (sub-)corpus for one RLM of a run."""
+
+    def __init__(self, pack: dict[str, Any], spans: list[list[int]] | None = None, *,
+                 memory_bytes: int | None = None) -> None:
+        self._pack = pack
+        self._spans = spans
+        self._memory_bytes = memory_bytes
+        self._proc: asyncio.subprocess.Process | None = None
+        self._home: tempfile.TemporaryDirectory[str] | None = None
+        self._stderr_task: asyncio.Task[None] | None = None
+        self.stderr_tail = b""
+        self.info: dict[str, Any] = {}
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def start(self) -> dict[str, Any]:
+        self._home = tempfile.TemporaryDirectory(prefix="rlm-repl-")
+        env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
+        env["HOME"] = env["USERPROFILE"] = self._home.name
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONHASHSEED"] = "0"
+        kwargs: dict[str, Any] = {}
+        if os.name == "posix":
+            kwargs["start_new_session"] = True
+        else:
+            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, cwd=self._home.name, env=env, close_fds=True,
+                limit=MAX_FRAME, **kwargs)
+        except OSError as exc:
+            raise ReplError(f"cannot start the REPL worker: {exc}") from exc
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
+        await self._send({"op": "init", "pack": self._pack, "spans": self._spans})
+        message = await self._receive()
+        if message is None or message.get("op") != "ready":
+            await self.kill()
+            raise ReplError("the REPL worker failed to start: "
+                            + (self.stderr_tail.decode("utf-8", "replace")[-500:] or "no reason"))
+        self.info = message
+        return message
+
+    async def _drain_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        with contextlib.suppress(Exception):
+            while line := await self._proc.stderr.readline():
+                self.stderr_tail = (self.stderr_tail + line)[-4000:]
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        payload = json.dumps(message).encode("utf-8")
+        if len(payload) > MAX_FRAME:
+            raise ReplError("a message to the REPL worker is too large")
+        self._proc.stdin.write(_HEADER.pack(len(payload), JSON_FRAME) + payload)
+        await self._proc.stdin.drain()
+
+    async def _receive(self) -> dict[str, Any] | None:
+        assert self._proc is not None and self._proc.stdout is not None
+        try:
+            header = await self._proc.stdout.readexactly(_HEADER.size)
+            length, kind = _HEADER.unpack(header)
+            if length > MAX_FRAME or kind != JSON_FRAME:
+                raise ReplError("the REPL worker sent a malformed frame")
+            payload = await self._proc.stdout.readexactly(length)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        try:
+            message = json.loads(payload)
+        except ValueError as exc:
+            raise ReplError("the REPL worker sent a frame that is not JSON") from exc
+        if not isinstance(message, dict) or not isinstance(message.get("op"), str):
+            raise ReplError("the REPL worker sent a frame without an op")
+        return message
+
+    async def run_cell(self, code: str, *, timeout: float, on_call: CallHandler,
+                       on_event: EventHandler) -> CellResult:
+        """Run one cell. Exceptions raised by `on_call` (budget, cancel) kill the worker
+        and propagate."""
+        reset = False
+        if not self.running:
+            reset = self._proc is not None  # it died or was killed after a previous cell
+            await self._cleanup()
+            await self.start()
+        await self._send({"op": "exec", "code": code})
+        active = 0.0
+        mark = time.monotonic()
+        try:
+            while True:
+                remaining = timeout - active - (time.monotonic() - mark)
+                try:
+                    message = await asyncio.wait_for(self._receive(), max(remaining, 0.001))
+                except TimeoutError:
+                    await self.kill()
+                    return CellResult(
+                        "", f"the cell ran past its time limit of {timeout:g} s and was "
+                        "stopped; the REPL was restarted, so every variable is gone",
+                        None, reset=True, elapsed=timeout)
+                if message is None:
+                    code_ = await self._exit_code()
+                    await self.kill()
+                    return CellResult(
+                        "", f"the REPL worker died ({_describe_exit(code_)}); it was "
+                        "restarted, so every variable is gone", None, reset=True,
+                        elapsed=active + time.monotonic() - mark)
+                op = message["op"]
+                if op == "event":
+                    on_event(message)
+                elif op == "call":
+                    active += time.monotonic() - mark
+                    value = await on_call(message)
+                    mark = time.monotonic()
+                    await self._send({"op": "result", "value": value})
+                elif op == "done":
+                    active += time.monotonic() - mark
+                    final = message.get("final")
+                    return CellResult(str(message.get("stdout") or ""), message.get("error"),
+                                      final if isinstance(final, dict) else None,
+                                      reset=reset, elapsed=active)
+                else:
+                    raise ReplError(f"the REPL worker sent an unknown op {op!r}")
+        except BaseException:
+            await self.kill()
+            raise
+
+    async def _exit_code(self) -> int | None:
+        if self._proc is None:
+            return None
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(self._proc.wait(), 2)
+        return None
+
+    async def kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(proc.wait())
+
+    async def _cleanup(self) -> None:
+        await self.kill()
+        proc = self._proc
+        if proc is not None and proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+        if self._stderr_task is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._stderr_task, 1)
+            self._stderr_task = None
+        if self._home is not None:
+            self._home.cleanup()
+            self._home = None
+
+    async def close(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.returncode is None and proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 2)
+        await self._cleanup()
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "it stopped responding"
+    if code < 0:
+        import signal
+
+        try:
+            return f"killed by {signal.Signals(-code).name}, perhaps out of memory"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"

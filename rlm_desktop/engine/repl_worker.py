@@ -1,0 +1,344 @@
+"""The REPL worker process: holds the corpus and runs model-written code, cell by cell.
+
+It has no API key and makes no network calls. When model code asks for a child model
+(`llm_query`, `llm_query_batched`, `rlm_query`) the worker sends a request frame to the
+parent, which makes the call within the run's budget, and blocks until the answer frame
+arrives. Frames are length-prefixed JSON (never pickle), on stdin/stdout.
+
+Parent -> worker: {"op": "init", "pack": ..., "spans": ..., "output_limit": n}
+                  {"op": "exec", "code": "..."}
+                  {"op": "result", "value": ...}          (answer to a call)
+Worker -> parent: {"op": "ready", "documents": n, "chars": n, "load_s": s}
+                  {"op": "event", "kind": "grep", "input": ..., "output": ..., ...}
+                  {"op": "call", "kind": "llm_query", ...}
+                  {"op": "done", "stdout": "...", "error": "..." | null, "final": ... | null}
+
+Run as `python -m rlm_desktop.engine.repl_worker` (the frozen app: `--repl-worker`).
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import IO, Any
+
+from rlm_desktop.corpus.worker import JSON_FRAME, ProtocolError, read_frame, send_json
+
+CAPTURE_LIMIT = 1_000_000  # characters of printed output kept per cell
+CELL_NAME = "<repl>"
+ALLOWED_MODULES = frozenset({
+    "re", "json", "math", "statistics", "collections", "itertools", "functools", "datetime",
+    "textwrap", "difflib", "unicodedata", "bisect", "heapq", "string", "random", "operator",
+    "fractions", "decimal", "calendar", "time", "collections.abc", "typing", "dataclasses",
+    "enum", "pprint",
+})
+
+
+class _Final(BaseException):
+    """Raised by FINAL/FINAL_VAR to end the cell at once (BaseException: `except Exception`
+    in model code does not swallow it)."""
+
+
+class _Capture(io.TextIOBase):
+    """stdout/stderr of a cell: keeps the first CAPTURE_LIMIT characters, counts the rest."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        room = CAPTURE_LIMIT - self.size
+        if room > 0:
+            kept = text[:room]
+            self.parts.append(kept)
+            self.size += len(kept)
+            self.dropped += len(text) - len(kept)
+        else:
+            self.dropped += len(text)
+        return len(text)
+
+    def value(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n[... {self.dropped:,} more characters of output were discarded]"
+        return text
+
+
+class Worker:
+    def __init__(self, inp: IO[bytes], out: IO[bytes]) -> None:
+        self.inp = inp
+        self.out = out
+        self.namespace: dict[str, Any] = {}
+        self.final: dict[str, Any] | None = None
+        self.corpus: Any = None
+
+    # -- protocol --------------------------------------------------------------------------
+
+    def send(self, message: dict[str, Any]) -> None:
+        send_json(self.out, message)
+
+    def receive(self) -> dict[str, Any]:
+        import json
+
+        frame = read_frame(self.inp)
+        if frame is None:
+            raise SystemExit(0)
+        kind, payload = frame
+        if kind != JSON_FRAME:
+            raise ProtocolError("expected a JSON frame")
+        message = json.loads(payload)
+        if not isinstance(message, dict) or not isinstance(message.get("op"), str):
+            raise ProtocolError("a frame without an op")
+        return message
+
+    def call(self, request: dict[str, Any]) -> Any:
+        """Ask the parent for a model call and wait for its answer."""
+        self.send({"op": "call", **request})
+        message = self.receive()
+        if message["op"] != "result":
+            raise ProtocolError(f"expected a result frame, got {message['op']!r}")
+        if message.get("abort"):
+            # The run is over (budget, time, cancel): stop the cell without letting model
+            # code catch it.
+            raise _Final()
+        return message.get("value")
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def init(self, message: dict[str, Any]) -> None:
+        from rlm_desktop.engine.pack import load_pack
+        from rlm_desktop.engine.replapi import Corpus, make_helpers
+
+        started = time.perf_counter()
+        blob, entries = load_pack(message["pack"])
+        corpus = Corpus.from_blob(blob, entries)
+        spans = message.get("spans")
+        if spans:
+            corpus = corpus.view([tuple(s) for s in spans])
+        self.corpus = corpus
+        helpers = make_helpers(corpus, self._record)
+        self.namespace = self._fresh_namespace(corpus, helpers)
+        self.send({"op": "ready", "documents": len(corpus), "chars": corpus.total_chars,
+                   "load_s": time.perf_counter() - started})
+
+    def _record(self, kind: str, input: dict[str, Any], output: Any, started: float,
+                ended: float) -> None:
+        self.send({"op": "event", "kind": kind, "input": input, "output": output,
+                   "started": started, "ended": ended})
+
+    def _fresh_namespace(self, corpus: Any, helpers: dict[str, Callable[..., Any]]
+                         ) -> dict[str, Any]:
+        import builtins
+
+        def llm_query(prompt: str, *, model: str | None = None) -> str:
+            """Ask a child model; it sees only `prompt`. Returns its answer."""
+            value = self.call({"kind": "llm_query", "prompts": [_as_prompt(prompt)],
+                               "model": model})
+            return str(value[0])
+
+        def llm_query_batched(prompts: list[str], *, model: str | None = None) -> list[str]:
+            """Many child calls in parallel; answers in the same order. A failed item is a
+            string starting with "[error"."""
+            if isinstance(prompts, str):
+                raise TypeError("llm_query_batched takes a list of prompts; "
+                                "use llm_query for one")
+            items = [_as_prompt(p) for p in prompts]
+            if not items:
+                return []
+            value = self.call({"kind": "llm_query", "prompts": items, "model": model,
+                               "batched": True})
+            return [str(v) for v in value]
+
+        def rlm_query(question: str, target: Any = None) -> str:
+            """A child RLM explores `target` (documents, chunks, hits; None = everything)
+            with its own REPL and answers `question`."""
+            spans = corpus.spans_of(target)
+            label = _describe_target(target)
+            value = self.call({"kind": "rlm_query", "question": str(question),
+                               "spans": [list(s) for s in spans], "target": label})
+            return str(value)
+
+        def FINAL(answer: Any, sources: Any = None) -> None:
+            """End the run with `answer`; `sources` (hits, chunks, documents) become the
+            citations."""
+            self.final = {"answer": _answer_text(answer), "sources": _citations(sources)}
+            raise _Final()
+
+        def FINAL_VAR(name: Any, sources: Any = None) -> None:
+            """End the run with the value of the REPL variable called `name`."""
+            key = name if isinstance(name, str) else None
+            if key is None or key not in self.namespace:
+                raise NameError(f"FINAL_VAR: no variable named {name!r} in the REPL")
+            self.final = {"answer": _answer_text(self.namespace[key]),
+                          "sources": _citations(sources)}
+            raise _Final()
+
+        safe_builtins = dict(vars(builtins))
+        for name in ("open", "input", "breakpoint", "exit", "quit", "help", "copyright",
+                     "credits", "license"):
+            safe_builtins.pop(name, None)
+        real_import = builtins.__import__
+
+        def guarded_import(name: str, globals: Any = None, locals: Any = None,
+                           fromlist: Any = (), level: int = 0) -> Any:
+            if level != 0 or name not in ALLOWED_MODULES:
+                raise ImportError(f"import of {name!r} is not allowed in the REPL; allowed: "
+                                  f"{', '.join(sorted(ALLOWED_MODULES))}")
+            return real_import(name, globals, locals, fromlist, level)
+
+        safe_builtins["__import__"] = guarded_import
+        namespace: dict[str, Any] = {
+            "__builtins__": safe_builtins, "__name__": "__repl__",
+            "context": corpus, **helpers,
+            "llm_query": llm_query, "llm_query_batched": llm_query_batched,
+            "rlm_query": rlm_query, "FINAL": FINAL, "FINAL_VAR": FINAL_VAR,
+        }
+        self._helper_names = [n for n in namespace if n not in ("__builtins__", "__name__")]
+        self._helpers = {n: namespace[n] for n in self._helper_names}
+        return namespace
+
+    # -- cells -----------------------------------------------------------------------------
+
+    def exec_cell(self, code: str) -> None:
+        capture = _Capture()
+        error: str | None = None
+        self.final = None
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = capture
+        try:
+            tree = ast.parse(code, CELL_NAME, "exec")
+            last_expr = None
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                last_expr = ast.Expression(tree.body[-1].value)
+                tree.body.pop()
+            exec(compile(tree, CELL_NAME, "exec"), self.namespace)  # noqa: S102 - the REPL
+            if last_expr is not None:
+                value = eval(compile(last_expr, CELL_NAME, "eval"), self.namespace)  # noqa: S307
+                if value is not None:
+                    capture.write(repr(value) + "\n")
+        except _Final:
+            pass
+        except SyntaxError as exc:
+            error = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+        except BaseException as exc:  # model code may raise anything; report, keep serving
+            if isinstance(exc, SystemExit | KeyboardInterrupt):
+                error = f"{type(exc).__name__} is not allowed in the REPL"
+            else:
+                error = _format_error(exc)
+        finally:
+            sys.stdout, sys.stderr = saved
+            # Model code may have rebound a helper name; put the scaffolding back.
+            self.namespace.update(self._helpers)
+        self.send({"op": "done", "stdout": capture.value(), "error": error,
+                   "final": self.final})
+
+    def serve(self) -> int:
+        while True:
+            message = self.receive()
+            op = message["op"]
+            if op == "init":
+                self.init(message)
+            elif op == "exec":
+                self.exec_cell(str(message.get("code", "")))
+            elif op == "exit":
+                return 0
+            else:
+                raise ProtocolError(f"unknown op {op!r}")
+
+
+def _format_error(exc: BaseException) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == CELL_NAME]
+    lines = [f"  line {f.lineno}: {f.line}" for f in frames[-3:] if f.line]
+    head = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+    if lines:
+        return "Traceback (most recent call last):\n" + "\n".join(lines) + "\n" + head
+    return head
+
+
+def _as_prompt(prompt: Any) -> str:
+    if isinstance(prompt, str):
+        return str(prompt)  # a Chunk becomes a plain str
+    if isinstance(prompt, list | tuple):
+        return "\n".join(str(p) for p in prompt)
+    return str(prompt)
+
+
+def _answer_text(answer: Any) -> str:
+    if isinstance(answer, str):
+        return str(answer)
+    if isinstance(answer, list | tuple) and all(isinstance(a, str) for a in answer):
+        return "\n".join(answer)
+    return repr(answer) if not isinstance(answer, int | float) else str(answer)
+
+
+def _describe_target(target: Any) -> Any:
+    if target is None:
+        return "the whole corpus"
+    name = getattr(target, "name", None) or getattr(target, "doc", None)
+    if isinstance(name, str):
+        return name
+    if isinstance(target, list | tuple):
+        return f"{len(target)} items"
+    return type(target).__name__
+
+
+def _citations(sources: Any) -> list[dict[str, Any]]:
+    """Hits, chunks, documents or excerpts -> citation dicts (document, path, page, line,
+    text, start, end)."""
+    if sources is None:
+        return []
+    items = sources if isinstance(sources, list | tuple | set) else [sources]
+    citations: list[dict[str, Any]] = []
+    for item in items:
+        citations.extend(_citation_of(item))
+        if len(citations) >= 500:
+            break
+    return citations[:500]
+
+
+def _citation_of(item: Any) -> list[dict[str, Any]]:
+    from rlm_desktop.corpus.document import Document
+    from rlm_desktop.engine.replapi import Chunk, Excerpt, Hit
+
+    if isinstance(item, Hit):
+        return [{"document": item.doc, "doc_index": item.doc_index, "page": item.page,
+                 "line": item.line, "text": item.text[:500], "start": item.start,
+                 "end": item.end}]
+    if isinstance(item, Chunk):
+        return [{**s.to_json(), "text": str(item)[:300]} for s in item.sources[:20]]
+    if isinstance(item, Excerpt):
+        sources = getattr(item, "sources", ())
+        return [{**s.to_json(), "text": item.text[:300]} for s in sources[:1]]
+    if isinstance(item, Document):
+        location = item.location(0) if item.text else None
+        return [{"document": item.name, "page": location.page if location else None,
+                 "line": 1, "text": item.text[:300], "start": 0, "end": len(item.text)}]
+    return []
+
+
+def worker_main() -> int:
+    # Frames go to a private copy of stdout; fd 1 points at stderr so that nothing else
+    # can corrupt the protocol.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    worker = Worker(sys.stdin.buffer, out)
+    try:
+        return worker.serve()
+    except (ProtocolError, BrokenPipeError) as exc:
+        print(f"repl worker: {exc}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(worker_main())

@@ -1,0 +1,518 @@
+"""A run: the Recursive Language Model loop over one corpus and one question.
+
+    run = Run(documents, "How many ...?", RunConfig(base_url=..., model="gpt-5"))
+    run.trace.subscribe(print)
+    result = run.execute_sync()        # or: await run.execute(); run.cancel() from any thread
+
+The root model writes code; the REPL worker runs it and asks for child calls; this module
+makes those calls within the shared budget, records every step in the trace and turns the
+run into a RunResult with a status, an answer and citations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlm_desktop.corpus.document import Document
+from rlm_desktop.engine import prompts
+from rlm_desktop.engine.budget import BudgetExhausted, Ledger, Limits, Pricing, estimate_tokens
+from rlm_desktop.engine.client import Completion, Message, ModelClient, ModelError
+from rlm_desktop.engine.pack import CorpusPack, build_pack
+from rlm_desktop.engine.repl import ReplError, ReplProcess
+from rlm_desktop.engine.trace import Trace, TraceNode, Usage
+
+STATUSES = ("completed", "max_iterations", "budget_exhausted", "timeout", "cancelled", "error")
+MAX_CHILD_PROMPT_CHARS = 2_000_000  # a child prompt larger than this is refused, not sent
+FALLBACK_CONTEXT_CHARS = 200_000    # text a depth-limited rlm_query passes to a plain call
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str = "gpt-5"
+    sub_model: str | None = None     # child calls; the root model when None
+    limits: Limits = field(default_factory=Limits)
+    pricing: Pricing | None = None
+
+    @property
+    def child_model(self) -> str:
+        return self.sub_model or self.model
+
+    def __repr__(self) -> str:  # never show the key
+        return (f"RunConfig(base_url={self.base_url!r}, model={self.model!r}, "
+                f"sub_model={self.sub_model!r}, limits={self.limits!r})")
+
+
+@dataclass(slots=True)
+class RunResult:
+    answer: str
+    status: str
+    citations: list[dict[str, Any]]
+    iterations: int
+    subcalls: int
+    usage: Usage
+    cost_usd: float
+    elapsed_s: float
+    error: str | None = None
+    unpriced_models: list[str] = field(default_factory=list)
+
+    def to_json(self, trace_path: str | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "answer": self.answer, "status": self.status, "citations": self.citations,
+            "iterations": self.iterations, "subcalls": self.subcalls,
+            "usage": {"prompt_tokens": self.usage.prompt_tokens,
+                      "completion_tokens": self.usage.completion_tokens,
+                      "total_tokens": self.usage.total_tokens},
+            "cost_usd": round(self.cost_usd, 6), "elapsed_s": round(self.elapsed_s, 3),
+            "trace": trace_path,
+        }
+        if self.usage.estimated:
+            data["usage"]["estimated"] = True
+        if self.error:
+            data["error"] = self.error
+        if self.unpriced_models:
+            data["unpriced_models"] = self.unpriced_models
+        return data
+
+
+class _Stop(Exception):
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class _Outcome:
+    answer: str
+    status: str
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    iterations: int = 0
+    error: str | None = None
+
+
+class Run:
+    """One question over one corpus. Not reusable: make a new Run per question."""
+
+    def __init__(self, documents: Sequence[Document], question: str, config: RunConfig,
+                 trace: Trace | None = None) -> None:
+        if not question.strip():
+            raise ValueError("the question is empty")
+        self.documents = list(documents)
+        self.question = question
+        self.config = config
+        self.trace = trace or Trace()
+        self.ledger = Ledger(config.limits, config.pricing or Pricing())
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[RunResult] | None = None
+        self._cancel_requested = threading.Event()
+        self._pack: CorpusPack | None = None
+        self._client: ModelClient | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._stop: _Stop | None = None
+
+    # -- control ---------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the run from any thread: in-flight requests and the running cell end now."""
+        self._cancel_requested.set()
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)
+
+    def execute_sync(self) -> RunResult:
+        return asyncio.run(self.execute())
+
+    async def execute(self) -> RunResult:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.ensure_future(self._execute())
+        if self._cancel_requested.is_set():
+            self._task.cancel()
+        try:
+            return await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            # Our caller was cancelled: cancel the run and wait for it to tidy up.
+            self._task.cancel()
+            return await self._task
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def _execute(self) -> RunResult:
+        config = self.config
+        limits = config.limits
+        started = time.monotonic()
+        root = self.trace.start("run", None, input={
+            "question": self.question, "documents": len(self.documents),
+            "model": config.model, "sub_model": config.child_model,
+            "prompt_version": prompts.PROMPT_VERSION, "limits": limits.to_json(),
+        }, model=config.model)
+        outcome = _Outcome("", "error")
+        self._semaphore = asyncio.Semaphore(max(1, limits.concurrency))
+        rlm: _Rlm | None = None
+        try:
+            self._pack = await asyncio.to_thread(build_pack, self.documents)
+            self._client = ModelClient(base_url=config.base_url, api_key=config.api_key,
+                                       request_timeout=limits.request_timeout_s,
+                                       max_retries=limits.max_retries)
+            rlm = _Rlm(self, depth=0, node=root, question=self.question, spans=None)
+            remaining = self.ledger.remaining_time()
+            try:
+                async with asyncio.timeout(remaining):
+                    outcome = await rlm.solve()
+            except TimeoutError:
+                outcome = rlm.partial("timeout", f"the run's time limit of "
+                                      f"{limits.timeout_s:g} s was reached")
+        except asyncio.CancelledError:
+            outcome = rlm.partial("cancelled", "cancelled by the user") if rlm else _Outcome(
+                "", "cancelled", error="cancelled by the user")
+        except (ModelError, ReplError, OSError) as exc:
+            outcome = rlm.partial("error", str(exc)) if rlm else _Outcome("", "error",
+                                                                          error=str(exc))
+        finally:
+            with contextlib.suppress(BaseException):
+                if rlm is not None:
+                    await asyncio.shield(rlm.close())
+                if self._client is not None:
+                    await asyncio.shield(self._client.close())
+            if self._pack is not None:
+                self._pack.cleanup()
+        result = RunResult(
+            answer=outcome.answer, status=outcome.status,
+            citations=self._with_paths(outcome.citations), iterations=outcome.iterations,
+            subcalls=self.ledger.subcalls, usage=self.ledger.usage,
+            cost_usd=self.ledger.cost_usd, elapsed_s=time.monotonic() - started,
+            error=outcome.error, unpriced_models=sorted(self.ledger.pricing.unpriced))
+        self.trace.end(root, output={"answer": result.answer, "status": result.status,
+                                     "citations": len(result.citations)},
+                       error=outcome.error, usage=Usage(self.ledger.usage.prompt_tokens,
+                                                        self.ledger.usage.completion_tokens,
+                                                        self.ledger.usage.estimated),
+                       cost_usd=self.ledger.cost_usd)
+        return result
+
+    def _with_paths(self, citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for c in citations:
+            index = c.get("doc_index")
+            doc = self.documents[index] if isinstance(index, int) and 0 <= index < len(
+                self.documents) else None
+            out.append({"document": c.get("document"),
+                        "path": doc.path if doc else c.get("path"),
+                        "page": c.get("page"), "line": c.get("line"),
+                        "text": c.get("text", ""), "start": c.get("start"),
+                        "end": c.get("end")})
+        return out
+
+    # -- model calls (shared by every RLM of the run) --------------------------------------
+
+    def _check(self, model: str, prompt_tokens: int) -> None:
+        if self._stop is not None:
+            raise self._stop
+        try:
+            self.ledger.check_call(model, prompt_tokens)
+        except BudgetExhausted as exc:
+            self._stop = _Stop(exc.status, str(exc))
+            raise self._stop from None
+
+    async def call_model(self, node: TraceNode, messages: list[Message], model: str, *,
+                         stream: bool) -> Completion:
+        assert self._client is not None
+        self._check(model, sum(estimate_tokens(str(m["content"])) for m in messages))
+        retries: list[dict[str, Any]] = []
+
+        def on_retry(attempt: int, delay: float, reason: str) -> None:
+            retries.append({"attempt": attempt, "delay_s": round(delay, 3), "reason": reason})
+            node.extra["retries"] = retries
+
+        completion = await self._client.complete(
+            messages, model=model, on_retry=on_retry,
+            on_delta=(lambda text: self.trace.delta(node, text)) if stream else None)
+        cost = self.ledger.spend(model, completion.usage)
+        node.usage, node.cost_usd = completion.usage, cost
+        return completion
+
+    async def child_call(self, parent: TraceNode, prompt: str, model: str,
+                         index: int | None) -> str:
+        """One llm_query item: its own trace node; failures become an error string."""
+        assert self._semaphore is not None
+        node = self.trace.start("llm_query", parent, input={"prompt": prompt, "index": index},
+                                model=model)
+        try:
+            if len(prompt) > MAX_CHILD_PROMPT_CHARS:
+                raise ModelError(f"the prompt has {len(prompt):,} characters, more than the "
+                                 f"{MAX_CHILD_PROMPT_CHARS:,} a child call may take")
+            async with self._semaphore:
+                completion = await self.call_model(
+                    node, [{"role": "user", "content": prompt}], model, stream=False)
+        except ModelError as exc:
+            self.trace.end(node, error=str(exc))
+            if exc.fatal:
+                self._stop = _Stop("error", str(exc))
+                raise self._stop from exc
+            return f"[error: {exc}]"
+        except BaseException as exc:
+            self.trace.end(node, error=_stop_message(exc))
+            raise
+        self.trace.end(node, output=completion.text)
+        return completion.text
+
+
+def _stop_message(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return str(exc) or type(exc).__name__
+
+
+class _Rlm:
+    """One level of recursion: a root model and its REPL worker over a (sub-)corpus."""
+
+    def __init__(self, run: Run, *, depth: int, node: TraceNode, question: str,
+                 spans: list[list[int]] | None) -> None:
+        self.run = run
+        self.depth = depth
+        self.node = node
+        self.question = question
+        self.spans = spans
+        assert run._pack is not None
+        self.repl = ReplProcess(run._pack.to_json(), spans)
+        self.iterations = 0
+        self.last_prose = ""
+        self.last_output = ""
+        self.messages: list[Message] = []
+
+    async def close(self) -> None:
+        await self.repl.close()
+
+    def partial(self, status: str, message: str) -> _Outcome:
+        """The best answer a run cut short can give: the model's last words, if any."""
+        answer = self.last_prose.strip()
+        return _Outcome(answer, status, iterations=self.iterations, error=message)
+
+    def _describe(self, info: dict[str, Any]) -> str:
+        pack = self.run._pack
+        assert pack is not None
+        entries = pack.entries
+        if self.spans is not None:
+            chosen: dict[int, int] = {}
+            for index, start, end in self.spans:
+                chosen[index] = chosen.get(index, 0) + (end - start)
+            entries = [{**entries[i], "chars": n} for i, n in chosen.items()]
+        return prompts.describe_corpus(entries)
+
+    async def solve(self) -> _Outcome:
+        limits = self.run.config.limits
+        try:
+            info = await self.repl.start()
+            self.messages = [
+                {"role": "system", "content": prompts.system_prompt(limits.output_chars)},
+                {"role": "user", "content": prompts.first_message(self.question,
+                                                                   self._describe(info))},
+            ]
+            while self.iterations < limits.max_iterations:
+                self.iterations += 1
+                reply = await self._root_turn()
+                outcome = await self._act(reply)
+                if outcome is not None:
+                    return outcome
+            return await self._last_chance()
+        except _Stop as stop:
+            return self.partial(stop.status, str(stop))
+
+    async def _root_turn(self, extra: str | None = None) -> str:
+        run = self.run
+        node = run.trace.start("root_call", self.node, input={
+            "messages": len(self.messages), "last": self.messages[-1]["content"]},
+            model=run.config.model, iteration=self.iterations)
+        try:
+            completion = await run.call_model(node, self.messages, run.config.model,
+                                              stream=True)
+        except ModelError as exc:
+            run.trace.end(node, error=str(exc))
+            raise
+        except BaseException as exc:
+            run.trace.end(node, error=_stop_message(exc))
+            raise
+        run.trace.end(node, output=completion.text)
+        self.messages.append({"role": "assistant", "content": completion.text})
+        prose = prompts._BLOCK.sub("", completion.text).strip()
+        if prose:
+            self.last_prose = prose
+        return completion.text
+
+    async def _act(self, text: str) -> _Outcome | None:
+        run, limits = self.run, self.run.config.limits
+        reply = prompts.parse_reply(text)
+        if not reply.code_blocks:
+            if reply.final_text is not None:
+                return self._finish(reply.final_text, [])
+            if reply.final_var is not None:
+                result = await self._cell(f"FINAL_VAR({reply.final_var!r})", None)
+                if result.final is not None:
+                    return self._finish(result.final["answer"], result.final["sources"])
+                self.messages.append({"role": "user", "content": prompts.truncate(
+                    result.error or "FINAL_VAR found nothing", limits.output_chars)})
+                return None
+            self.messages.append({"role": "user", "content": prompts.continuation([])})
+            return None
+        outputs = []
+        for number, code in enumerate(reply.code_blocks, 1):
+            node = run.trace.start("code", self.node, input=code, iteration=self.iterations,
+                                   block=number)
+            result = await self._cell(code, node)
+            shown = result.stdout
+            if result.error:
+                shown = f"{shown}\n{result.error}" if shown else result.error
+            run.trace.end(node, output=result.stdout, error=result.error)
+            if result.final is not None:
+                return self._finish(result.final["answer"], result.final["sources"])
+            label = f"[block {number} output]" if len(reply.code_blocks) > 1 else "[output]"
+            outputs.append(f"{label}\n{shown or '(no output)'}")
+            if result.reset:
+                break
+        joined = "\n\n".join(outputs)
+        self.last_output = joined
+        self.messages.append({"role": "user", "content": prompts.truncate(
+            joined, limits.output_chars)})
+        return None
+
+    async def _cell(self, code: str, node: TraceNode | None) -> Any:
+        run = self.run
+        parent = node or self.node
+
+        def on_event(message: dict[str, Any]) -> None:
+            kind = str(message.get("kind"))
+            output = message.get("output")
+            error = output.get("error") if isinstance(output, dict) else None
+            run.trace.record(kind, parent, input=message.get("input"), output=output,
+                             started=float(message.get("started") or time.time()),
+                             ended=float(message.get("ended") or time.time()),
+                             error=str(error) if error else None)
+
+        async def on_call(message: dict[str, Any]) -> Any:
+            return await self._handle_call(parent, message)
+
+        try:
+            return await self.repl.run_cell(code, timeout=run.config.limits.cell_timeout_s,
+                                            on_call=on_call, on_event=on_event)
+        except _Stop:
+            if node is not None:
+                run.trace.end(node, error="stopped: " + str(run._stop))
+            raise
+
+    async def _handle_call(self, parent: TraceNode, message: dict[str, Any]) -> Any:
+        run = self.run
+        kind = message.get("kind")
+        if kind == "llm_query":
+            prompts_ = message.get("prompts")
+            if not isinstance(prompts_, list) or not all(isinstance(p, str) for p in prompts_):
+                return ["[error: prompts must be strings]"]
+            model = self._child_model(message.get("model"))
+            if model is None:
+                return [f"[error: model {message.get('model')!r} is not one of the models "
+                         "configured for this run]"] * len(prompts_)
+            try:
+                run.ledger.take_subcalls(len(prompts_))
+            except BudgetExhausted as exc:
+                run._stop = _Stop(exc.status, str(exc))
+                raise run._stop from None
+            batched = bool(message.get("batched"))
+            tasks = [run.child_call(parent, p, model, i if batched else None)
+                     for i, p in enumerate(prompts_)]
+            return list(await asyncio.gather(*tasks))
+        if kind == "rlm_query":
+            return await self._rlm_query(parent, message)
+        return f"[error: unknown call {kind!r}]"
+
+    def _child_model(self, requested: Any) -> str | None:
+        config = self.run.config
+        if requested is None:
+            return config.child_model
+        if requested in (config.model, config.child_model):
+            return str(requested)
+        return None
+
+    async def _rlm_query(self, parent: TraceNode, message: dict[str, Any]) -> str:
+        run = self.run
+        question = str(message.get("question") or "")
+        spans = message.get("spans") or []
+        try:
+            run.ledger.take_subcalls(1)
+        except BudgetExhausted as exc:
+            run._stop = _Stop(exc.status, str(exc))
+            raise run._stop from None
+        node = run.trace.start("rlm_query", parent, input={
+            "question": question, "target": message.get("target"), "spans": len(spans)})
+        if self.depth + 1 > run.config.limits.max_depth:
+            # At the depth limit the sub-question goes to a plain child call, as in the paper.
+            node.extra["fallback"] = "llm_query"
+            text = self._span_text(spans)
+            answer = await run.child_call(node, f"{question}\n\n{text}", run.config.child_model,
+                                          None)
+            run.trace.end(node, output=answer)
+            return answer
+        child_run = run.trace.start("run", node, input={"question": question,
+                                                        "depth": self.depth + 1})
+        child = _Rlm(run, depth=self.depth + 1, node=child_run, question=question,
+                     spans=[list(s) for s in spans] if spans else None)
+        try:
+            outcome = await child.solve()
+        except BaseException as exc:
+            run.trace.end(child_run, error=_stop_message(exc))
+            run.trace.end(node, error=_stop_message(exc))
+            raise
+        finally:
+            await asyncio.shield(child.close())
+        run.trace.end(child_run, output={"answer": outcome.answer, "status": outcome.status},
+                      error=outcome.error)
+        run.trace.end(node, output=outcome.answer, error=outcome.error)
+        if run._stop is not None:
+            raise run._stop
+        if outcome.status not in ("completed", "max_iterations"):
+            return f"[error: the child run ended with status {outcome.status}: {outcome.error}]"
+        return outcome.answer
+
+    def _span_text(self, spans: list[list[int]]) -> str:
+        docs = self.run.documents
+        pieces, total = [], 0
+        for index, start, end in spans:
+            piece = docs[index].text[start:end]
+            pieces.append(f"=== {docs[index].name} ===\n{piece}")
+            total += len(piece)
+            if total > FALLBACK_CONTEXT_CHARS:
+                break
+        return "\n".join(pieces)[:FALLBACK_CONTEXT_CHARS]
+
+    def _finish(self, answer: str, sources: list[dict[str, Any]]) -> _Outcome:
+        run = self.run
+        node = run.trace.start("final", self.node, input={"sources": len(sources)})
+        run.trace.end(node, output={"answer": answer, "citations": sources[:50]})
+        return _Outcome(answer, "completed", list(sources), self.iterations)
+
+    async def _last_chance(self) -> _Outcome:
+        """Out of turns: ask once for the best answer from what has been found."""
+        self.messages.append({"role": "user", "content": prompts.LAST_CHANCE})
+        text = await self._root_turn()
+        reply = prompts.parse_reply(text)
+        if reply.final_text is not None:
+            answer = reply.final_text
+        else:
+            answer = prompts._BLOCK.sub("", text).strip() or self.last_prose
+        for code in reply.code_blocks:  # a FINAL written in code still counts
+            if "FINAL" in code:
+                result = await self._cell(code, None)
+                if result.final is not None:
+                    answer = result.final["answer"]
+                    node = self.run.trace.start("final", self.node, input={"forced": True})
+                    self.run.trace.end(node, output={"answer": answer})
+                    return _Outcome(answer, "max_iterations", result.final["sources"],
+                                    self.iterations)
+        node = self.run.trace.start("final", self.node, input={"forced": True})
+        self.run.trace.end(node, output={"answer": answer})
+        return _Outcome(answer, "max_iterations", [], self.iterations)
