@@ -40,7 +40,8 @@ class Completion:
     retries: int = 0
 
 
-RetryNotice = Callable[[int, float, str], None]  # attempt, delay in seconds, reason
+# attempt, delay in seconds, reason; text streamed by the failed attempt is void after it
+RetryNotice = Callable[[int, float, str], None]
 
 
 class ModelClient:

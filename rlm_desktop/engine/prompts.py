@@ -48,7 +48,8 @@ not for simple reading.
 - `FINAL(answer, sources=None)`: end with this answer. `sources` are the hits, chunks or \
 documents that support it: they become the citations the user checks, so pass them.
 - `FINAL_VAR(name)`: end with the value of the REPL variable called `name`.
-Allowed imports: re, json, math, statistics, collections, itertools, functools, datetime, \
+`re`, `json`, `math` and `collections` are already imported. Allowed imports: re, json, \
+math, statistics, collections, itertools, functools, datetime, \
 textwrap, difflib, unicodedata, bisect, heapq, string. No files, network or processes.
 
 Strategy:

@@ -198,8 +198,14 @@ class Worker:
             return real_import(name, globals, locals, fromlist, level)
 
         safe_builtins["__import__"] = guarded_import
+        import collections
+        import json
+        import math
+        import re
+
         namespace: dict[str, Any] = {
             "__builtins__": safe_builtins, "__name__": "__repl__",
+            "re": re, "json": json, "math": math, "collections": collections,
             "context": corpus, **helpers,
             "llm_query": llm_query, "llm_query_batched": llm_query_batched,
             "rlm_query": rlm_query, "FINAL": FINAL, "FINAL_VAR": FINAL_VAR,

@@ -230,6 +230,8 @@ class Run:
         def on_retry(attempt: int, delay: float, reason: str) -> None:
             retries.append({"attempt": attempt, "delay_s": round(delay, 3), "reason": reason})
             node.extra["retries"] = retries
+            if stream:
+                self.trace.delta(node, "", reset=True)
 
         completion = await self._client.complete(
             messages, model=model, on_retry=on_retry,

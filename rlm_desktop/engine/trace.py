@@ -102,11 +102,13 @@ class TraceNode:
 
 @dataclass(frozen=True, slots=True)
 class TraceEvent:
-    """`start` and `end` carry the node; `delta` carries streamed text of a root call."""
+    """`start` and `end` carry the node; `delta` carries streamed text of a root call
+    (`reset`: the text streamed so far was thrown away because the call is being retried)."""
 
     type: Literal["start", "end", "delta"]
     node: TraceNode
     text: str = ""
+    reset: bool = False
 
 
 Subscriber = Callable[[TraceEvent], None]
@@ -167,8 +169,8 @@ class Trace:
         node = self.start(kind, parent, input=input, started=started)
         return self.end(node, output=output, error=error, ended=ended)
 
-    def delta(self, node: TraceNode, text: str) -> None:
-        self._publish(TraceEvent("delta", node, text))
+    def delta(self, node: TraceNode, text: str, *, reset: bool = False) -> None:
+        self._publish(TraceEvent("delta", node, text, reset))
 
     def _publish(self, event: TraceEvent) -> None:
         for subscriber in list(self._subscribers):
