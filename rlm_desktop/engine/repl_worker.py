@@ -172,7 +172,7 @@ class Worker:
         def FINAL(answer: Any, sources: Any = None) -> None:
             """End the run with `answer`; `sources` (hits, chunks, documents) become the
             citations."""
-            self.final = {"answer": _answer_text(answer), "sources": _citations(sources)}
+            self.final = {"answer": _answer_text(answer), "sources": _citations(self.corpus, sources)}
             raise _Final()
 
         def FINAL_VAR(name: Any, sources: Any = None) -> None:
@@ -181,7 +181,7 @@ class Worker:
             if key is None or key not in self.namespace:
                 raise NameError(f"FINAL_VAR: no variable named {name!r} in the REPL")
             self.final = {"answer": _answer_text(self.namespace[key]),
-                          "sources": _citations(sources)}
+                          "sources": _citations(self.corpus, sources)}
             raise _Final()
 
         safe_builtins = dict(vars(builtins))
@@ -299,38 +299,45 @@ def _describe_target(target: Any) -> Any:
     return type(target).__name__
 
 
-def _citations(sources: Any) -> list[dict[str, Any]]:
-    """Hits, chunks, documents or excerpts -> citation dicts (document, path, page, line,
-    text, start, end)."""
+def _citations(corpus: Any, sources: Any) -> list[dict[str, Any]]:
+    """Hits, chunks, documents or excerpts -> citation dicts (document, doc_index, page,
+    line, text, start, end), at most 500."""
     if sources is None:
         return []
     items = sources if isinstance(sources, list | tuple | set) else [sources]
     citations: list[dict[str, Any]] = []
     for item in items:
-        citations.extend(_citation_of(item))
+        citations.extend(_citation_of(corpus, item))
         if len(citations) >= 500:
             break
     return citations[:500]
 
 
-def _citation_of(item: Any) -> list[dict[str, Any]]:
-    from rlm_desktop.corpus.document import Document
-    from rlm_desktop.engine.replapi import Chunk, Excerpt, Hit
+def _citation_of(corpus: Any, item: Any) -> list[dict[str, Any]]:
+    from rlm_desktop.engine.replapi import Chunk, Excerpt, Hit, Source
 
     if isinstance(item, Hit):
         return [{"document": item.doc, "doc_index": item.doc_index, "page": item.page,
                  "line": item.line, "text": item.text[:500], "start": item.start,
                  "end": item.end}]
+    sources: tuple[Source, ...] = ()
     if isinstance(item, Chunk):
-        return [{**s.to_json(), "text": str(item)[:300]} for s in item.sources[:20]]
-    if isinstance(item, Excerpt):
-        sources = getattr(item, "sources", ())
-        return [{**s.to_json(), "text": item.text[:300]} for s in sources[:1]]
-    if isinstance(item, Document):
-        location = item.location(0) if item.text else None
-        return [{"document": item.name, "page": location.page if location else None,
-                 "line": 1, "text": item.text[:300], "start": 0, "end": len(item.text)}]
-    return []
+        sources = item.sources[:50]
+    elif isinstance(item, Excerpt):
+        sources = (item.source,)
+    elif corpus is not None and hasattr(item, "text") and hasattr(item, "name"):
+        spans = corpus.spans_of(item)  # a whole Document of the corpus
+        root = corpus._root
+        sources = tuple(root.source(i, start, end) for i, start, end in spans[:1])
+    out = []
+    for source in sources:
+        root = corpus._root
+        base = root.starts[source.doc_index]
+        text = root.blob[base + source.start: base + min(source.end, source.start + 300)]
+        out.append({"document": source.doc, "doc_index": source.doc_index,
+                    "page": source.page, "line": source.line, "text": text,
+                    "start": source.start, "end": source.end})
+    return out
 
 
 def worker_main() -> int:

@@ -269,6 +269,8 @@ class Run:
 def _stop_message(exc: BaseException) -> str:
     if isinstance(exc, asyncio.CancelledError):
         return "cancelled"
+    if isinstance(exc, _Stop):
+        return f"stopped: {exc}"
     return str(exc) or type(exc).__name__
 
 
@@ -403,9 +405,9 @@ class _Rlm:
         try:
             return await self.repl.run_cell(code, timeout=run.config.limits.cell_timeout_s,
                                             on_call=on_call, on_event=on_event)
-        except _Stop:
+        except BaseException as exc:
             if node is not None:
-                run.trace.end(node, error="stopped: " + str(run._stop))
+                run.trace.end(node, error=_stop_message(exc))
             raise
 
     async def _handle_call(self, parent: TraceNode, message: dict[str, Any]) -> Any:
