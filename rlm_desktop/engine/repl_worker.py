@@ -172,7 +172,8 @@ class Worker:
         def FINAL(answer: Any, sources: Any = None) -> None:
             """End the run with `answer`; `sources` (hits, chunks, documents) become the
             citations."""
-            self.final = {"answer": _answer_text(answer), "sources": _citations(self.corpus, sources)}
+            self.final = {"answer": _answer_text(answer),
+                          "sources": _citations(self.corpus, sources)}
             raise _Final()
 
         def FINAL_VAR(name: Any, sources: Any = None) -> None:
