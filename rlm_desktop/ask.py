@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from dataclasses import replace
+from pathlib import Path
 from typing import IO, Any
 
 from rlm_desktop.corpus.document import one_line
@@ -118,8 +119,12 @@ def run_ask(args: argparse.Namespace) -> int:
     limits = replace(limits, **{k: v for k, v in overrides.items() if v is not None})
     try:
         pricing = Pricing.load(config_dir() / "pricing.json")
+        if args.pricing:
+            if not Path(args.pricing).is_file():
+                raise ValueError(f"{args.pricing}: no such file")
+            pricing.prices.update(Pricing.load(Path(args.pricing)).prices)
     except (OSError, ValueError) as exc:
-        print(f"rlm-desktop: pricing.json: {exc}", file=sys.stderr)
+        print(f"rlm-desktop: pricing: {exc}", file=sys.stderr)
         return EXIT_USAGE
     model = args.model or settings.model
     config = RunConfig(base_url=base_url, api_key=api_key, model=model,

@@ -78,6 +78,9 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                      help="child calls in flight at once (default 8)")
     ask.add_argument("--trace", metavar="FILE.jsonl", help="write every step as JSON lines")
     ask.add_argument("--json", action="store_true", help="print the result as JSON")
+    ask.add_argument("--pricing", metavar="FILE.json",
+                     help='prices per million tokens, {"model": [input, output]}, over the '
+                     "built-in table (default: pricing.json in the config dir)")
     ask.add_argument("--password", action="append", default=[], metavar="PW",
                      help="password for protected PDFs (repeat to try several)")
 
