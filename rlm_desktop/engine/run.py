@@ -116,6 +116,7 @@ class Run:
         self._client: ModelClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._stop: _Stop | None = None
+        self._time_up = False
 
     # -- control ---------------------------------------------------------------------------
 
@@ -156,6 +157,7 @@ class Run:
         outcome = _Outcome("", "error")
         self._semaphore = asyncio.Semaphore(max(1, limits.concurrency))
         rlm: _Rlm | None = None
+        watchdog: asyncio.TimerHandle | None = None
         try:
             self._pack = await asyncio.to_thread(build_pack, self.documents)
             self._client = ModelClient(base_url=config.base_url, api_key=config.api_key,
@@ -163,19 +165,22 @@ class Run:
                                        max_retries=limits.max_retries)
             rlm = _Rlm(self, depth=0, node=root, question=self.question, spans=None)
             remaining = self.ledger.remaining_time()
-            try:
-                async with asyncio.timeout(remaining):
-                    outcome = await rlm.solve()
-            except TimeoutError:
-                outcome = rlm.partial("timeout", f"the run's time limit of "
-                                      f"{limits.timeout_s:g} s was reached")
+            if remaining is not None:
+                watchdog = asyncio.get_running_loop().call_later(max(0.0, remaining),
+                                                                 self._on_time_up)
+            outcome = await rlm.solve()
         except asyncio.CancelledError:
-            outcome = rlm.partial("cancelled", "cancelled by the user") if rlm else _Outcome(
-                "", "cancelled", error="cancelled by the user")
+            status = "timeout" if self._time_up else "cancelled"
+            message = (f"the run's time limit of {limits.timeout_s:g} s was reached"
+                       if self._time_up else "cancelled by the user")
+            outcome = rlm.partial(status, message) if rlm else _Outcome("", status,
+                                                                        error=message)
         except (ModelError, ReplError, OSError) as exc:
             outcome = rlm.partial("error", str(exc)) if rlm else _Outcome("", "error",
                                                                           error=str(exc))
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             with contextlib.suppress(BaseException):
                 if rlm is not None:
                     await asyncio.shield(rlm.close())
@@ -196,6 +201,19 @@ class Run:
                                                         self.ledger.usage.estimated),
                        cost_usd=self.ledger.cost_usd)
         return result
+
+    def _on_time_up(self) -> None:
+        self._time_up = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def stop_message(self, exc: BaseException) -> str:
+        """Why a step ended early, for its trace node."""
+        if isinstance(exc, asyncio.CancelledError):
+            return "stopped: the run's time limit was reached" if self._time_up else "cancelled"
+        if isinstance(exc, _Stop):
+            return f"stopped: {exc}"
+        return str(exc) or type(exc).__name__
 
     def _with_paths(self, citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
@@ -260,18 +278,10 @@ class Run:
                 raise self._stop from exc
             return f"[error: {exc}]"
         except BaseException as exc:
-            self.trace.end(node, error=_stop_message(exc))
+            self.trace.end(node, error=self.stop_message(exc))
             raise
         self.trace.end(node, output=completion.text)
         return completion.text
-
-
-def _stop_message(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.CancelledError):
-        return "cancelled"
-    if isinstance(exc, _Stop):
-        return f"stopped: {exc}"
-    return str(exc) or type(exc).__name__
 
 
 class _Rlm:
@@ -341,7 +351,7 @@ class _Rlm:
             run.trace.end(node, error=str(exc))
             raise
         except BaseException as exc:
-            run.trace.end(node, error=_stop_message(exc))
+            run.trace.end(node, error=run.stop_message(exc))
             raise
         run.trace.end(node, output=completion.text)
         self.messages.append({"role": "assistant", "content": completion.text})
@@ -407,7 +417,7 @@ class _Rlm:
                                             on_call=on_call, on_event=on_event)
         except BaseException as exc:
             if node is not None:
-                run.trace.end(node, error=_stop_message(exc))
+                run.trace.end(node, error=run.stop_message(exc))
             raise
 
     async def _handle_call(self, parent: TraceNode, message: dict[str, Any]) -> Any:
@@ -468,8 +478,8 @@ class _Rlm:
         try:
             outcome = await child.solve()
         except BaseException as exc:
-            run.trace.end(child_run, error=_stop_message(exc))
-            run.trace.end(node, error=_stop_message(exc))
+            run.trace.end(child_run, error=run.stop_message(exc))
+            run.trace.end(node, error=run.stop_message(exc))
             raise
         finally:
             await asyncio.shield(child.close())

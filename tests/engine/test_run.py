@@ -247,10 +247,13 @@ def test_hanging_server_ends_in_timeout_with_partial_answer(server: ScriptedServ
         return "I will look first.\n```repl\nprint(len(context))\n```"
 
     server.set_script(root)
-    run, _ = make_run(server, LOGS, timeout_s=1.5)
+    run, events = make_run(server, LOGS, timeout_s=1.5)
     started = time.monotonic()
     result = run.execute_sync()
     assert result.status == "timeout" and "time limit" in (result.error or "")
+    hung = ended(events, "root_call")[-1]
+    assert hung.error == "stopped: the run's time limit was reached"
+    assert all(e.node.ended for e in events if e.type == "start")
     assert result.answer == "I will look first."
     assert time.monotonic() - started < 5
 
