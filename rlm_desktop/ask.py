@@ -28,10 +28,13 @@ EXIT_CANCELLED = 130
 class LiveTree:
     """Prints each step as an indented line when it ends (root calls also when they start)."""
 
+    BATCH_SHOWN = 3  # items of an llm_query_batched shown one per line; the rest counted
+
     def __init__(self, out: IO[str], width: int = 120) -> None:
         self.out = out
         self.width = width
         self.levels: dict[int, int] = {}
+        self.hidden: dict[int, list[int]] = {}  # parent id -> [calls not shown, failed]
 
     def __call__(self, event: TraceEvent) -> None:
         node = event.node
@@ -45,7 +48,26 @@ class LiveTree:
                 self._line(node, f"● run: {question}")
             elif node.kind == "root_call":
                 self._line(node, f"… root model, turn {node.extra.get('iteration')}")
+            elif node.kind == "code":
+                first = str(node.input or "").strip().splitlines()[:1]
+                more = " …" if len(str(node.input or "").strip().splitlines()) > 1 else ""
+                self._line(node, f"⌗ {first[0] if first else ''}{more}")
+            elif node.kind == "rlm_query":
+                question = one_line(str((node.input or {}).get("question")), 80)
+                self._line(node, f"rlm_query {question!r} over {(node.input or {}).get('target')}")
             return
+        if node.kind == "llm_query" and node.parent is not None:
+            index = (node.input or {}).get("index")
+            if index is not None and index >= self.BATCH_SHOWN:
+                counts = self.hidden.setdefault(node.parent, [0, 0])
+                counts[0] += 1
+                counts[1] += node.error is not None
+                return
+        counts = self.hidden.pop(node.id, None)
+        if counts is not None:
+            failed = f", {counts[1]:,} failed" if counts[1] else ""
+            indent = "  " * (self.levels.get(node.id, 0) + 1)
+            self.out.write(f"{indent}… and {counts[0]:,} more child calls{failed}\n")
         text = self.describe(node)
         if text:
             self._line(node, text)
@@ -74,9 +96,11 @@ class LiveTree:
             again = f", {len(retries)} retries" if retries else ""
             return f"↳ root model replied ({tokens:,} tokens, {took}{again})"
         if node.kind == "code":
-            first = str(inp or "").strip().splitlines()[:1]
-            shown = str(out or "").strip().splitlines()[:1]
-            return f"⌗ {first[0] if first else ''}  → {shown[0] if shown else '(no output)'}"
+            shown = str(out or "").strip().splitlines()
+            if not shown:
+                return "  → (no output)"
+            more = f"  (+{len(shown) - 1} lines)" if len(shown) > 1 else ""
+            return f"  → {shown[0]}{more}"
         if node.kind in ("peek", "grep", "partition"):
             args = ", ".join(f"{k}={v!r}" for k, v in (inp or {}).items() if v is not None)
             summary = out
@@ -88,15 +112,20 @@ class LiveTree:
             prompt = (inp or {}).get("prompt", "")
             index = (inp or {}).get("index")
             label = f"llm_query[{index}]" if index is not None else "llm_query"
-            return f"{label} {one_line(str(prompt), 50)!r} → {one_line(str(out or ''), 50)!r}"
+            return f"{label} {_tail(str(prompt), 60)!r} → {one_line(str(out or ''), 50)!r}"
         if node.kind == "rlm_query":
             fallback = " (depth limit: plain call)" if node.extra.get("fallback") else ""
-            return f"rlm_query{fallback} {one_line(str((inp or {}).get('question')), 60)!r}" \
-                   f" → {one_line(str(out or ''), 50)!r}"
+            return f"  → {one_line(str(out or ''), 100)!r}{fallback}"
         if node.kind == "final":
             answer = out.get("answer") if isinstance(out, dict) else out
             return f"✔ FINAL: {one_line(str(answer or ''), 100)}"
         return node.kind
+
+
+def _tail(text: str, limit: int) -> str:
+    """The end of a prompt: where the item-specific part usually is."""
+    flat = one_line(text, len(text) + 1)
+    return flat if len(flat) <= limit else "…" + flat[-(limit - 1):]
 
 
 def run_ask(args: argparse.Namespace) -> int:
