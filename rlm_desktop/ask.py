@@ -63,8 +63,8 @@ class LiveTree:
                 counts[0] += 1
                 counts[1] += node.error is not None
                 return
-        counts = self.hidden.pop(node.id, None)
-        if counts is not None:
+        if node.id in self.hidden:
+            counts = self.hidden.pop(node.id)
             failed = f", {counts[1]:,} failed" if counts[1] else ""
             indent = "  " * (self.levels.get(node.id, 0) + 1)
             self.out.write(f"{indent}… and {counts[0]:,} more child calls{failed}\n")

@@ -84,7 +84,83 @@ def build_pack(documents: Sequence[Document]) -> CorpusPack:
 def load_pack(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """In the worker: the blob (all texts joined by "\\n") and entries with char offsets."""
     entries: list[dict[str, Any]] = [dict(e) for e in spec["entries"]]
-    texts: list[str] = [""] * len(entries)
+    joined = _read_joined(spec, len(entries))
+    lengths: list[int]
+    if joined is None:
+        texts = _read_separately(spec, len(entries))
+        blob = "\n".join(texts)
+        lengths = [len(text) for text in texts]
+        del texts
+    elif joined[0].isascii():
+        # The common case (logs, most mail): one decode straight into the blob, and the byte
+        # lengths are the character lengths. Decoding each text and then joining them would
+        # copy the whole corpus once more, and in a fresh process every copied page is a
+        # page fault: that copy was a third of the start-up time of a 100 MB corpus.
+        buffer, lengths = joined
+        del joined
+        blob = buffer.decode("ascii")
+        del buffer
+    else:
+        buffer, sizes = joined
+        del joined
+        texts = []
+        with memoryview(buffer) as view:
+            position = 0
+            for size in sizes:
+                texts.append(str(view[position : position + size], "utf-8"))
+                position += size + 1
+        del buffer
+        blob = "\n".join(texts)
+        lengths = [len(text) for text in texts]
+        del texts
+    offset = 0
+    for entry, length in zip(entries, lengths, strict=True):
+        entry["start"] = offset
+        entry["end"] = offset + length
+        entry["chars"] = length
+        offset += length + 1
+    return blob, entries
+
+
+def _read_joined(spec: dict[str, Any], count: int) -> tuple[bytearray, list[int]] | None:
+    """Every text's bytes, in entry order with b"\\n" between them, read straight into one
+    buffer, and the byte size of each text; None when the ranges are not one plain range per
+    entry or a file is shorter than its ranges say (then `_read_separately` decides)."""
+    sizes = [0] * count
+    seen = [False] * count
+    for item in spec["files"]:
+        for index, start, end in item["ranges"]:
+            if not 0 <= index < count or seen[index] or not 0 <= start <= end:
+                return None
+            seen[index] = True
+            sizes[index] = end - start
+    starts = []
+    total = 0
+    for size in sizes:
+        starts.append(total)
+        total += size + 1
+    buffer = bytearray(max(0, total - 1))
+    with memoryview(buffer) as view:
+        for item in spec["files"]:
+            with open(item["path"], "rb", buffering=0) as handle:
+                for index, start, end in item["ranges"]:
+                    if start == end:
+                        continue
+                    handle.seek(start)
+                    target = view[starts[index] : starts[index] + end - start]
+                    while target:
+                        got = handle.readinto(target)
+                        if not got:
+                            return None  # the file ends before the range does
+                        target = target[got:]
+    for position in starts[1:]:
+        buffer[position - 1] = 0x0A  # "\n"
+    return buffer, sizes
+
+
+def _read_separately(spec: dict[str, Any], count: int) -> list[str]:
+    """Each text decoded on its own from its file: exact for any ranges."""
+    texts: list[str] = [""] * count
     for item in spec["files"]:
         with open(item["path"], "rb") as handle:
             data = handle.read()
@@ -92,17 +168,7 @@ def load_pack(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         for index, start, end in item["ranges"]:
             texts[index] = str(view[start:end], "utf-8")
         del view, data
-    starts = []
-    offset = 0
-    for text in texts:
-        starts.append(offset)
-        offset += len(text) + 1
-    blob = "\n".join(texts)
-    for entry, start, text in zip(entries, starts, texts, strict=True):
-        entry["start"] = start
-        entry["end"] = start + len(text)
-        entry["chars"] = len(text)
-    return blob, entries
+    return texts
 
 
 def _jsonable(value: Any) -> bool:

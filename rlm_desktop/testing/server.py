@@ -387,6 +387,9 @@ def _error_body(message: str, type_: str, code: str | None,
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ScriptedServer/1.0"
+    # Headers and body go out in separate writes; without TCP_NODELAY the body waits ~40 ms
+    # for the client's delayed ACK, which would distort every latency figure.
+    disable_nagle_algorithm = True
 
     @property
     def owner(self) -> ScriptedServer:
