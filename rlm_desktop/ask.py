@@ -131,6 +131,7 @@ def _tail(text: str, limit: int) -> str:
 def run_ask(args: argparse.Namespace) -> int:
     from rlm_desktop.corpus.ingest import ingest
     from rlm_desktop.engine.budget import Limits, Pricing
+    from rlm_desktop.engine.repl import SandboxPolicy
     from rlm_desktop.engine.run import Run, RunConfig
     from rlm_desktop.engine.trace import JsonlWriter
     from rlm_desktop.paths import config_dir
@@ -155,12 +156,29 @@ def run_ask(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"rlm-desktop: pricing: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not args.question.strip():
+        print("rlm-desktop: the question is empty", file=sys.stderr)
+        return EXIT_USAGE
     model = args.model or settings.model
+    # A model named on the command line also answers the child calls unless --sub-model
+    # says otherwise: a saved sub-model may not exist on this endpoint.
+    sub_model = args.sub_model or (model if args.model else settings.sub_model) or model
+    if args.max_cost is not None:
+        unpriced = sorted({m for m in (model, sub_model) if pricing.price_of(m) is None})
+        if unpriced:
+            print(f"rlm-desktop: warning: no price known for {', '.join(unpriced)}; their "
+                  "calls count as free against --max-cost (add them to pricing.json)",
+                  file=sys.stderr)
+    sandbox = SandboxPolicy(minimum=args.min_sandbox or settings.min_sandbox)
     config = RunConfig(base_url=base_url, api_key=api_key, model=model,
-                       sub_model=args.sub_model or settings.sub_model or model,
-                       limits=limits, pricing=pricing)
+                       sub_model=sub_model,
+                       limits=limits, pricing=pricing, sandbox=sandbox)
 
-    result = ingest(args.paths, passwords=args.password)
+    try:
+        result = ingest(args.paths, passwords=args.password)
+    except KeyboardInterrupt:
+        print("\nrlm-desktop: interrupted while reading the documents", file=sys.stderr)
+        return EXIT_CANCELLED
     for failed in result.failed:
         print(f"rlm-desktop: skipped {failed.name}: {failed.error}", file=sys.stderr)
     documents = result.documents
@@ -184,13 +202,14 @@ def run_ask(args: argparse.Namespace) -> int:
     try:
         outcome = run.execute_sync()
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if writer is not None:
             writer.close()
 
     if args.json:
-        json.dump(outcome.to_json(args.trace), sys.stdout, ensure_ascii=False, indent=2)
+        # ASCII escapes: valid on any console encoding, and whatever the model wrote.
+        json.dump(outcome.to_json(args.trace), sys.stdout, ensure_ascii=True, indent=2)
         sys.stdout.write("\n")
     else:
         print()
@@ -215,12 +234,18 @@ def run_ask(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL
 
 
-def _install_interrupt(run: Any) -> Any:
-    """Ctrl-C cancels the run (which then reports its partial answer) instead of killing it."""
+def _install_interrupt(run: Any) -> dict[int, Any]:
+    """Ctrl-C and SIGTERM cancel the run (which then reports its partial answer) instead of
+    killing the process and leaving its workers behind."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def handler(signum: int, frame: Any) -> None:
         run.cancel()
 
-    return signal.signal(signal.SIGINT, handler)
+    previous = {}
+    for name in ("SIGINT", "SIGTERM"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            previous[signum] = signal.signal(signum, handler)
+    return previous

@@ -78,6 +78,9 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                      help="child calls in flight at once (default 8)")
     ask.add_argument("--trace", metavar="FILE.jsonl", help="write every step as JSON lines")
     ask.add_argument("--json", action="store_true", help="print the result as JSON")
+    ask.add_argument("--min-sandbox", choices=("none", "partial", "full"),
+                     help="refuse to run model code when the OS confinement of the REPL is "
+                     "below this level (default: from settings, 'partial')")
     ask.add_argument("--pricing", metavar="FILE.json",
                      help='prices per million tokens, {"model": [input, output]}, over the '
                      "built-in table (default: pricing.json in the config dir)")

@@ -23,6 +23,7 @@ class Settings:
     base_url: str | None = None
     model: str = "gpt-5"
     sub_model: str | None = "gpt-5-mini"
+    min_sandbox: str = "partial"  # refuse to run model code below this OS confinement level
 
     @classmethod
     def file(cls) -> Path:

@@ -118,6 +118,9 @@ class Ledger:
     subcalls: int = 0
     root_calls: int = 0
     started: float = field(default_factory=time.monotonic)
+    # Prompts of calls in flight: concurrent calls must not all pass the same check.
+    reserved_tokens: int = 0
+    reserved_cost: float = 0.0
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -137,17 +140,28 @@ class Ledger:
         """Before a model call: time, tokens and cost must allow at least its prompt."""
         self.check_time()
         limits = self.limits
-        if limits.max_tokens is not None and (
-                self.usage.total_tokens + prompt_tokens > limits.max_tokens):
+        committed = self.usage.total_tokens + self.reserved_tokens
+        if limits.max_tokens is not None and committed + prompt_tokens > limits.max_tokens:
             raise BudgetExhausted(
                 f"the token limit of {limits.max_tokens:,} would be exceeded "
-                f"({self.usage.total_tokens:,} used, the next call needs ~{prompt_tokens:,})")
+                f"({committed:,} used or in flight, the next call needs ~{prompt_tokens:,})")
         if limits.max_cost_usd is not None:
             next_cost = self.pricing.estimate(model, prompt_tokens, 0)
-            if self.cost_usd + next_cost > limits.max_cost_usd:
+            if self.cost_usd + self.reserved_cost + next_cost > limits.max_cost_usd:
                 raise BudgetExhausted(
                     f"the cost limit of ${limits.max_cost_usd:.2f} would be exceeded "
                     f"(${self.cost_usd:.4f} spent)")
+
+    def reserve(self, model: str, prompt_tokens: int) -> tuple[int, float]:
+        """Hold the prompt of a call in flight; give the returned pair to release()."""
+        held = (prompt_tokens, self.pricing.estimate(model, prompt_tokens, 0))
+        self.reserved_tokens += held[0]
+        self.reserved_cost += held[1]
+        return held
+
+    def release(self, held: tuple[int, float]) -> None:
+        self.reserved_tokens -= held[0]
+        self.reserved_cost -= held[1]
 
     def take_subcalls(self, n: int) -> None:
         """Reserve `n` child calls, all or nothing."""

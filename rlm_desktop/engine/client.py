@@ -57,6 +57,7 @@ class ModelClient:
         )
         self.max_retries = max_retries
         self.backoff = backoff
+        self._key = api_key or ""
         self._stream_usage = True  # cleared when a server refuses stream_options
 
     async def close(self) -> None:
@@ -82,19 +83,30 @@ class ModelClient:
                 if on_delta is not None and self._stream_usage and "stream_options" in str(exc):
                     self._stream_usage = False
                     continue
-                raise ModelError(f"the server rejected the request: {_detail(exc)}") from exc
+                raise ModelError(self._clean(
+                    f"the server rejected the request: {_detail(exc)}")) from exc
+            except openai.RateLimitError as exc:
+                if _code(exc) == "insufficient_quota":
+                    raise ModelError(self._clean(
+                        f"the account has no quota left ({_detail(exc)}); check its billing"),
+                        fatal=True) from exc
+                if attempt >= self.max_retries:
+                    raise ModelError(self._clean(_describe(exc, self.base_url, attempt))
+                                     ) from exc
+                attempt = await self._wait(exc, attempt, on_retry)
+                continue
             except openai.AuthenticationError as exc:
                 raise ModelError(
                     f"the server refused the API key ({_detail(exc)}); check the key in "
                     "Settings, --api-key or OPENAI_API_KEY", fatal=True) from exc
             except openai.PermissionDeniedError as exc:
-                raise ModelError(f"access denied by the server: {_detail(exc)}",
+                raise ModelError(self._clean(f"access denied by the server: {_detail(exc)}"),
                                  fatal=True) from exc
             except openai.NotFoundError as exc:
                 raise ModelError(
                     f"model {model!r} or endpoint not found at {self.base_url or 'OpenAI'}: "
                     f"{_detail(exc)}", fatal=True) from exc
-            except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
+            except (openai.InternalServerError, openai.APITimeoutError,
                     openai.APIConnectionError, openai.APIResponseValidationError,
                     _BrokenStream, openai.APIStatusError) as exc:
                 status = getattr(exc, "status_code", None)
@@ -103,16 +115,35 @@ class ModelClient:
                     or status in (408, 409, 429) or (status or 0) >= 500
                 )
                 if not retryable or attempt >= self.max_retries:
-                    raise ModelError(_describe(exc, self.base_url, attempt),
+                    raise ModelError(self._clean(_describe(exc, self.base_url, attempt)),
                                      fatal=isinstance(exc, openai.APIConnectionError)
                                      and not isinstance(exc, openai.APITimeoutError)) from exc
-                delay = _retry_after(exc)
-                if delay is None:
-                    delay = self.backoff * (2 ** attempt) * (0.5 + random.random())  # noqa: S311
-                attempt += 1
-                if on_retry is not None:
-                    on_retry(attempt, delay, _short(exc))
-                await asyncio.sleep(min(delay, 60.0))
+                attempt = await self._wait(exc, attempt, on_retry)
+            except openai.OpenAIError as exc:
+                raise ModelError(self._clean(f"the model client failed: {exc}"),
+                                 fatal=True) from exc
+            except (ValueError, TypeError, OverflowError, RuntimeError) as exc:
+                # e.g. a base URL that is not a URL, or a port out of range
+                raise ModelError(self._clean(
+                    f"cannot use the endpoint {self.base_url!r}: {exc}"), fatal=True) from exc
+
+    async def _wait(self, exc: BaseException, attempt: int,
+                    on_retry: RetryNotice | None) -> int:
+        """Sleep before the next attempt (Retry-After, else backoff); the new attempt."""
+        delay = _retry_after(exc)
+        if delay is None:
+            delay = self.backoff * (2 ** attempt) * (0.5 + random.random())  # noqa: S311
+        attempt += 1
+        if on_retry is not None:
+            on_retry(attempt, delay, _short(exc))
+        await asyncio.sleep(min(delay, 60.0))
+        return attempt
+
+    def _clean(self, message: str) -> str:
+        """Some proxies echo the key in their error bodies: never pass it on."""
+        if self._key and len(self._key) >= 8:
+            message = message.replace(self._key, "[API key]")
+        return message
 
     async def _once(self, messages: list[Message], model: str,
                     max_tokens: int | None) -> Completion:
@@ -161,8 +192,8 @@ class ModelClient:
             raise _BrokenStream(f"the response stream broke off: {exc}") from exc
         finally:
             await stream.close()
-        if finish is None:
-            raise _BrokenStream("the response stream ended before the answer was complete")
+        # A stream cut short fails in the transport (an incomplete chunked body); one that
+        # ended cleanly without a finish_reason (some llama.cpp builds) is complete.
         text = "".join(parts)
         return Completion(text, _usage(reported, messages, text), served_model, finish)
 
@@ -195,6 +226,15 @@ def _retry_after(exc: BaseException) -> float | None:
                 return max(0.0, when.timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+    return None
+
+
+def _code(exc: openai.APIStatusError) -> str | None:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        code = inner.get("code") if isinstance(inner, dict) else None
+        return str(code) if code else None
     return None
 
 

@@ -64,38 +64,80 @@ variables, and check the total before answering.
 that support the answer. Answer in the language of the question.
 """
 
-_BLOCK = re.compile(r"```[ \t]*(repl|python|py)?[ \t]*\n(.*?)```", re.S | re.I)
-_FINAL_VAR_TEXT = re.compile(r"^\s*FINAL_VAR\(\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?\s*\)",
-                             re.M)
-_FINAL_TEXT = re.compile(r"^\s*FINAL\((.*)\)\s*$", re.M | re.S)
+# Any fenced block: the language tag decides whether it is code for the REPL.
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.M | re.S)
+_CODE_TAGS = frozenset({"repl", "python", "py", "python3", "py3"})
+_FINAL_START = re.compile(r"^[ \t>*_]*(FINAL_VAR|FINAL)\(", re.M)
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A root model reply, read: its code blocks, and a FINAL written outside code."""
+    """A root model reply, read: its code blocks, and a FINAL written outside code.
+
+    `final_args` is the text between the parentheses of FINAL(...) (for FINAL_VAR, the
+    variable name, unquoted): the engine first tries it as Python in the REPL, so
+    `FINAL("3 errors", sources=hits)` keeps its citations, and falls back to the text.
+    """
 
     code_blocks: tuple[str, ...]
-    final_text: str | None = None   # FINAL(...) outside a code block
+    final_args: str | None = None   # FINAL(...) outside a code block
     final_var: str | None = None    # FINAL_VAR(name) outside a code block
+    prose: str = ""                 # the reply without its fenced blocks
+
+    @property
+    def final_text(self) -> str | None:
+        """FINAL's argument as plain text (quotes removed), for when it is not Python."""
+        return None if self.final_args is None else _unquote(self.final_args.strip())
 
 
 def parse_reply(text: str) -> Reply:
+    text = text.replace("\r\n", "\n")
     blocks = []
-    for match in _BLOCK.finditer(text):
-        language = (match.group(1) or "").lower()
+    for match in _FENCE.finditer(text):
+        tag = match.group(1).lower()
         body = match.group(2)
-        if language in ("repl", "python", "py") or _looks_like_code(body):
+        if tag in _CODE_TAGS or (not tag and _looks_like_code(body)):
             blocks.append(body)
-    outside = _BLOCK.sub("", text)
-    if blocks:
-        return Reply(tuple(blocks))
-    var_match = _FINAL_VAR_TEXT.search(outside)
-    if var_match:
-        return Reply((), final_var=var_match.group(1))
-    final_match = _FINAL_TEXT.search(outside)
-    if final_match:
-        return Reply((), final_text=_unquote(final_match.group(1).strip()))
-    return Reply(())
+    prose = _FENCE.sub("", text).strip()
+    final_args = final_var = None
+    found = _FINAL_START.search(prose)
+    if found:
+        args = _balanced(prose, found.end())
+        if args is not None:
+            if found.group(1) == "FINAL_VAR":
+                name = _unquote(args.strip())
+                if name.isidentifier():
+                    final_var = name
+            else:
+                final_args = args
+    return Reply(tuple(blocks), final_args, final_var, prose)
+
+
+def _balanced(text: str, start: int) -> str | None:
+    """The text from `start` up to the parenthesis that closes the one before it, skipping
+    brackets inside string literals; None when it never closes."""
+    depth, quote, i = 1, "", start
+    while i < len(text):
+        char = text[i]
+        if quote:
+            if char == "\\":
+                i += 1
+            elif text.startswith(quote, i):
+                i += len(quote) - 1
+                quote = ""
+        elif text.startswith(('"""', "'''"), i):
+            quote = text[i:i + 3]
+            i += 2
+        elif char in "\"'":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i]
+        i += 1
+    return None
 
 
 def _looks_like_code(body: str) -> bool:

@@ -21,18 +21,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlm_desktop.corpus.worker import JSON_FRAME, MAX_FRAME
+from rlm_desktop.engine.frames import FrameError, check_worker_frame
 
 _HEADER = struct.Struct(">IB")
 # What the worker may see of the environment: nothing that carries keys, proxies or config.
 _KEEP_ENV = ("PATH", "SYSTEMROOT", "WINDIR", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR", "TEMP",
              "TMP")
 
+START_TIMEOUT = 60.0  # seconds for a worker to load its corpus and lock itself down
 CallHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 EventHandler = Callable[[dict[str, Any]], None]
 
 
 class ReplError(Exception):
     """The worker could not be started or broke its protocol."""
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxPolicy:
+    """How model code is contained (docs/security.md). Both layers are on by default; a
+    worker whose OS confinement reaches less than `minimum` refuses to run model code."""
+
+    language: bool = True             # RestrictedPython and guards
+    os: bool = True                   # Landlock/seccomp/rlimits, sandbox-exec, job object
+    minimum: str = "partial"          # "none" | "partial" | "full"
+    memory_bytes: int = 2 * 1024**3   # address space beyond what the corpus needs
+
+    def to_json(self) -> dict[str, Any]:
+        return {"language": self.language, "os": self.os, "minimum": self.minimum,
+                "memory_bytes": self.memory_bytes}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +71,20 @@ class ReplProcess:
     """One worker process holding one (sub-)corpus for one RLM of a run."""
 
     def __init__(self, pack: dict[str, Any], spans: list[list[int]] | None = None, *,
-                 memory_bytes: int | None = None) -> None:
+                 sandbox: SandboxPolicy | None = None) -> None:
         self._pack = pack
         self._spans = spans
-        self._memory_bytes = memory_bytes
+        self.sandbox = sandbox or SandboxPolicy()
+        chars = sum(int(e.get("chars") or 0) for e in pack.get("entries", ()))
+        # The corpus text, its lowercased copy for case-insensitive grep, and slices of it.
+        self._memory_bytes = self.sandbox.memory_bytes + 6 * chars
         self._proc: asyncio.subprocess.Process | None = None
         self._home: tempfile.TemporaryDirectory[str] | None = None
         self._stderr_task: asyncio.Task[None] | None = None
         self.stderr_tail = b""
         self.info: dict[str, Any] = {}
+        self.events_dropped = 0
+        self._reset_reported = False
 
     @property
     def running(self) -> bool:
@@ -79,22 +101,59 @@ class ReplProcess:
             kwargs["start_new_session"] = True
         else:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+        command = worker_command()
+        if self.sandbox.os:
+            from rlm_desktop.engine import confine
+
+            read_paths = confine.runtime_read_paths() + sorted(
+                {os.path.dirname(f["path"]) for f in self._pack.get("files", ())})
+            command, extra_env = confine.launch_command(command, read_paths=read_paths)
+            env.update(extra_env)
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, cwd=self._home.name, env=env, close_fds=True,
                 limit=MAX_FRAME, **kwargs)
         except OSError as exc:
             raise ReplError(f"cannot start the REPL worker: {exc}") from exc
+        parent_side: dict[str, Any] = {}
+        if self.sandbox.os:
+            from rlm_desktop.engine import confine
+
+            parent_side = confine.confine_child(self._proc.pid,
+                                                memory_bytes=self._memory_bytes)
         self._stderr_task = asyncio.create_task(self._drain_stderr())
-        await self._send({"op": "init", "pack": self._pack, "spans": self._spans})
-        message = await self._receive()
+        await self._send({"op": "init", "pack": self._pack, "spans": self._spans,
+                          "sandbox": {**self.sandbox.to_json(),
+                                      "memory_bytes": self._memory_bytes,
+                                      "parent": parent_side}})
+        try:
+            message = await asyncio.wait_for(self._receive(), START_TIMEOUT)
+        except TimeoutError:
+            message = None
+            self.stderr_tail += b"no answer within the start-up time limit"
         if message is None or message.get("op") != "ready":
             await self.kill()
             raise ReplError("the REPL worker failed to start: "
                             + (self.stderr_tail.decode("utf-8", "replace")[-500:] or "no reason"))
         self.info = message
+        problem = self._level_problem(message.get("sandbox") or {})
+        if problem is not None:
+            await self.kill()
+            raise ReplError(problem)
         return message
+
+    def _level_problem(self, report: dict[str, Any]) -> str | None:
+        """Why model code must not run here: confinement below the user's minimum."""
+        from rlm_desktop.engine.confine import level_at_least
+
+        level = str(report.get("level", "none")) if self.sandbox.os else "none"
+        if level_at_least(level, self.sandbox.minimum):
+            return None
+        missing = "; ".join(report.get("missing") or ()) or "OS confinement is off"
+        return (f"the sandbox reached level {level!r}, below the minimum "
+                f"{self.sandbox.minimum!r} set in the settings ({missing}); model code was "
+                "not run")
 
     async def _drain_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
@@ -132,32 +191,36 @@ class ReplProcess:
                        on_event: EventHandler) -> CellResult:
         """Run one cell. Exceptions raised by `on_call` (budget, cancel) kill the worker
         and propagate."""
-        reset = False
+        notice = ""
         if not self.running:
-            reset = self._proc is not None  # it died or was killed after a previous cell
+            if self._proc is not None and not self._reset_reported:
+                # It died between cells (e.g. killed from outside): say so once.
+                notice = (f"[the REPL had stopped ({_describe_exit(self._proc.returncode)}) "
+                          "and was restarted: every variable is gone]\n")
             await self._cleanup()
             await self.start()
-        await self._send({"op": "exec", "code": code})
+        self._reset_reported = False
         active = 0.0
         mark = time.monotonic()
         try:
+            await self._send({"op": "exec", "code": code})
             while True:
                 remaining = timeout - active - (time.monotonic() - mark)
                 try:
                     message = await asyncio.wait_for(self._receive(), max(remaining, 0.001))
                 except TimeoutError:
-                    await self.kill()
-                    return CellResult(
-                        "", f"the cell ran past its time limit of {timeout:g} s and was "
-                        "stopped; the REPL was restarted, so every variable is gone",
-                        None, reset=True, elapsed=timeout)
+                    return await self._stopped(
+                        f"the cell ran past its time limit of {timeout:g} s and was stopped",
+                        timeout)
                 if message is None:
                     code_ = await self._exit_code()
-                    await self.kill()
-                    return CellResult(
-                        "", f"the REPL worker died ({_describe_exit(code_)}); it was "
-                        "restarted, so every variable is gone", None, reset=True,
-                        elapsed=active + time.monotonic() - mark)
+                    return await self._stopped(f"the REPL worker died ({_describe_exit(code_)})",
+                                               active + time.monotonic() - mark)
+                try:
+                    check_worker_frame(message)
+                except FrameError as exc:
+                    return await self._stopped(f"the REPL sent an invalid message ({exc})",
+                                               active + time.monotonic() - mark)
                 op = message["op"]
                 if op == "event":
                     on_event(message)
@@ -169,14 +232,30 @@ class ReplProcess:
                 elif op == "done":
                     active += time.monotonic() - mark
                     final = message.get("final")
-                    return CellResult(str(message.get("stdout") or ""), message.get("error"),
+                    self.events_dropped = int(message.get("events_dropped") or 0)
+                    return CellResult(notice + str(message.get("stdout") or ""),
+                                      message.get("error"),
                                       final if isinstance(final, dict) else None,
-                                      reset=reset, elapsed=active)
+                                      elapsed=active)
                 else:
-                    raise ReplError(f"the REPL worker sent an unknown op {op!r}")
+                    return await self._stopped(f"the REPL sent an unexpected {op!r} message",
+                                               active + time.monotonic() - mark)
+        except (ConnectionError, BrokenPipeError, OSError) as exc:
+            code_ = await self._exit_code()
+            return await self._stopped(
+                f"the REPL worker stopped answering ({_describe_exit(code_)}; {exc})",
+                active + time.monotonic() - mark)
         except BaseException:
             await self.kill()
+            self._reset_reported = True
             raise
+
+    async def _stopped(self, reason: str, elapsed: float) -> CellResult:
+        """Kill the worker; the next cell starts a fresh one. Reported once, here."""
+        await self.kill()
+        self._reset_reported = True
+        return CellResult("", f"{reason}; the REPL was restarted, so every variable is gone",
+                          None, reset=True, elapsed=elapsed)
 
     async def _exit_code(self) -> int | None:
         if self._proc is None:

@@ -25,11 +25,14 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from types import CodeType
 from typing import IO, Any
 
 from rlm_desktop.corpus.worker import JSON_FRAME, ProtocolError, read_frame, send_json
 
 CAPTURE_LIMIT = 1_000_000  # characters of printed output kept per cell
+PRELOADED = ("re", "json", "math", "collections")  # in the namespace without an import
+EVENTS_PER_CELL = 1000  # helper calls traced one by one per cell; the rest are counted
 CELL_NAME = "<repl>"
 ALLOWED_MODULES = frozenset({
     "re", "json", "math", "statistics", "collections", "itertools", "functools", "datetime",
@@ -82,6 +85,9 @@ class Worker:
         self.namespace: dict[str, Any] = {}
         self.final: dict[str, Any] | None = None
         self.corpus: Any = None
+        self.events = 0
+        self.language = True
+        self._scaffold: dict[str, Any] = {}
 
     # -- protocol --------------------------------------------------------------------------
 
@@ -127,13 +133,40 @@ class Worker:
         if spans:
             corpus = corpus.view([tuple(s) for s in spans])
         self.corpus = corpus
+        sandbox = message.get("sandbox") or {}
+        self.language = bool(sandbox.get("language", True))
         helpers = make_helpers(corpus, self._record)
         self.namespace = self._fresh_namespace(corpus, helpers)
+        report: dict[str, Any] = {"level": "none", "missing": ["OS confinement is off"]}
+        if sandbox.get("os", True):
+            report = self._lock_down(sandbox)
+        report["language"] = "restricted" if self.language else "plain exec"
         self.send({"op": "ready", "documents": len(corpus), "chars": corpus.total_chars,
-                   "load_s": time.perf_counter() - started})
+                   "load_s": time.perf_counter() - started, "sandbox": report})
+
+    def _lock_down(self, sandbox: dict[str, Any]) -> dict[str, Any]:
+        """Import what model code may use, then apply the OS layer: after this the worker
+        reads only the Python runtime, writes only its pipes, and has no network."""
+        from rlm_desktop.engine import confine
+
+        for name in sorted(ALLOWED_MODULES):
+            __import__(name)
+        __import__("_strptime")  # datetime.strptime imports it lazily
+        memory = sandbox.get("memory_bytes")
+        result = confine.lockdown(read_paths=_read_paths(confine.runtime_read_paths()),
+                                  memory_bytes=int(memory) if memory else None)
+        report = result.to_json()
+        parent = sandbox.get("parent")
+        if parent:
+            report["parent"] = parent
+        return report
 
     def _record(self, kind: str, input: dict[str, Any], output: Any, started: float,
                 ended: float) -> None:
+        # A loop of 200,000 peeks must not flood the trace: past a cap, only count.
+        self.events += 1
+        if self.events > EVENTS_PER_CELL:
+            return
         self.send({"op": "event", "kind": kind, "input": input, "output": output,
                    "started": started, "ended": ended})
 
@@ -143,8 +176,9 @@ class Worker:
 
         def llm_query(prompt: str, *, model: str | None = None) -> str:
             """Ask a child model; it sees only `prompt`. Returns its answer."""
-            value = self.call({"kind": "llm_query", "prompts": [_as_prompt(prompt)],
-                               "model": model})
+            item = _as_prompt(prompt)
+            _check_batch([item])
+            value = self.call({"kind": "llm_query", "prompts": [item], "model": model})
             return str(value[0])
 
         def llm_query_batched(prompts: list[str], *, model: str | None = None) -> list[str]:
@@ -156,6 +190,7 @@ class Worker:
             items = [_as_prompt(p) for p in prompts]
             if not items:
                 return []
+            _check_batch(items)
             value = self.call({"kind": "llm_query", "prompts": items, "model": model,
                                "batched": True})
             return [str(v) for v in value]
@@ -185,34 +220,34 @@ class Worker:
                           "sources": _citations(self.corpus, sources)}
             raise _Final()
 
+        scaffold: dict[str, Any] = {
+            "context": corpus, **helpers,
+            "llm_query": llm_query, "llm_query_batched": llm_query_batched,
+            "rlm_query": rlm_query, "FINAL": FINAL, "FINAL_VAR": FINAL_VAR,
+        }
+        if self.language:
+            from rlm_desktop.engine import restricted
+
+            namespace = restricted.restricted_globals(scaffold, write=_write_stdout)
+            guarded = namespace["__builtins__"]["__import__"]
+            for name in PRELOADED:
+                namespace[name] = guarded(name)
+            self._scaffold = dict(namespace)
+            return namespace
+
+        # Without the language layer, plain exec with every builtin: the OS layer alone
+        # has to hold (the escape suite tests exactly that).
         safe_builtins = dict(vars(builtins))
-        for name in ("open", "input", "breakpoint", "exit", "quit", "help", "copyright",
-                     "credits", "license"):
-            safe_builtins.pop(name, None)
-        real_import = builtins.__import__
-
-        def guarded_import(name: str, globals: Any = None, locals: Any = None,
-                           fromlist: Any = (), level: int = 0) -> Any:
-            if level != 0 or name not in ALLOWED_MODULES:
-                raise ImportError(f"import of {name!r} is not allowed in the REPL; allowed: "
-                                  f"{', '.join(sorted(ALLOWED_MODULES))}")
-            return real_import(name, globals, locals, fromlist, level)
-
-        safe_builtins["__import__"] = guarded_import
         import collections
         import json
         import math
         import re
 
-        namespace: dict[str, Any] = {
+        namespace = {
             "__builtins__": safe_builtins, "__name__": "__repl__",
-            "re": re, "json": json, "math": math, "collections": collections,
-            "context": corpus, **helpers,
-            "llm_query": llm_query, "llm_query_batched": llm_query_batched,
-            "rlm_query": rlm_query, "FINAL": FINAL, "FINAL_VAR": FINAL_VAR,
+            "re": re, "json": json, "math": math, "collections": collections, **scaffold,
         }
-        self._helper_names = [n for n in namespace if n not in ("__builtins__", "__name__")]
-        self._helpers = {n: namespace[n] for n in self._helper_names}
+        self._scaffold = dict(namespace)
         return namespace
 
     # -- cells -----------------------------------------------------------------------------
@@ -221,17 +256,14 @@ class Worker:
         capture = _Capture()
         error: str | None = None
         self.final = None
+        self.events = 0
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = capture
         try:
-            tree = ast.parse(code, CELL_NAME, "exec")
-            last_expr = None
-            if tree.body and isinstance(tree.body[-1], ast.Expr):
-                last_expr = ast.Expression(tree.body[-1].value)
-                tree.body.pop()
-            exec(compile(tree, CELL_NAME, "exec"), self.namespace)  # noqa: S102 - the REPL
+            body, last_expr = self._compile(code)
+            exec(body, self.namespace)  # noqa: S102 - the REPL
             if last_expr is not None:
-                value = eval(compile(last_expr, CELL_NAME, "eval"), self.namespace)  # noqa: S307
+                value = eval(last_expr, self.namespace)  # noqa: S307
                 if value is not None:
                     capture.write(repr(value) + "\n")
         except _Final:
@@ -246,9 +278,24 @@ class Worker:
         finally:
             sys.stdout, sys.stderr = saved
             # Model code may have rebound a helper name; put the scaffolding back.
-            self.namespace.update(self._helpers)
+            self.namespace.update(self._scaffold)
         self.send({"op": "done", "stdout": capture.value(), "error": error,
-                   "final": self.final})
+                   "final": self.final,
+                   "events_dropped": max(0, self.events - EVENTS_PER_CELL)})
+
+    def _compile(self, code: str) -> tuple[CodeType, CodeType | None]:
+        """The cell's body and its last bare expression (shown like a notebook shows it)."""
+        if self.language:
+            from rlm_desktop.engine import restricted
+
+            cell = restricted.compile_cell(code, CELL_NAME)
+            return cell.body, cell.last_expr
+        tree = ast.parse(code, CELL_NAME, "exec")
+        last_expr = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last_expr = compile(ast.Expression(tree.body[-1].value), CELL_NAME, "eval")
+            tree.body.pop()
+        return compile(tree, CELL_NAME, "exec"), last_expr
 
     def serve(self) -> int:
         while True:
@@ -264,6 +311,23 @@ class Worker:
                 raise ProtocolError(f"unknown op {op!r}")
 
 
+def _read_paths(runtime: list[str]) -> list[str]:
+    """The runtime dirs, but of a source checkout only the package itself: a developer's
+    checkout may hold a .env or notes that model code has no business reading."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    keep = [p for p in runtime
+            if not (package.startswith(p.rstrip(os.sep) + os.sep)
+                    and "site-packages" not in p and "dist-packages" not in p)]
+    sites = [p for p in sys.path if os.path.isdir(p)
+             and ("site-packages" in p or "dist-packages" in p)]
+    return list(dict.fromkeys([*keep, *sites, package]))
+
+
+def _write_stdout(text: str) -> None:
+    """print() of model code: sys.stdout is the cell's capture while a cell runs."""
+    sys.stdout.write(text)
+
+
 def _format_error(exc: BaseException) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == CELL_NAME]
     lines = [f"  line {f.lineno}: {f.line}" for f in frames[-3:] if f.line]
@@ -271,6 +335,22 @@ def _format_error(exc: BaseException) -> str:
     if lines:
         return "Traceback (most recent call last):\n" + "\n".join(lines) + "\n" + head
     return head
+
+
+def _check_batch(items: list[str]) -> None:
+    """Refuse, with a message the model can act on, what the parent would refuse anyway."""
+    from rlm_desktop.engine.frames import MAX_BATCH_CHARS, MAX_PROMPT_CHARS, MAX_PROMPTS
+
+    if len(items) > MAX_PROMPTS:
+        raise ValueError(f"llm_query_batched takes at most {MAX_PROMPTS:,} prompts per call; "
+                         f"got {len(items):,}")
+    longest = max(map(len, items))
+    if longest > MAX_PROMPT_CHARS:
+        raise ValueError(f"a prompt has {longest:,} characters; a child call takes at most "
+                         f"{MAX_PROMPT_CHARS:,}: partition the text and send pieces")
+    if sum(map(len, items)) > MAX_BATCH_CHARS:
+        raise ValueError(f"the prompts add up to more than {MAX_BATCH_CHARS:,} characters; "
+                         "send fewer or shorter pieces")
 
 
 def _as_prompt(prompt: Any) -> str:
@@ -341,9 +421,27 @@ def _citation_of(corpus: Any, item: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the parent goes away (a crashed or killed
+    app must not leave model code running)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the parent died before the line above
+        os._exit(1)
+
+
 def worker_main() -> int:
     # Frames go to a private copy of stdout; fd 1 points at stderr so that nothing else
     # can corrupt the protocol.
+    _die_with_parent()
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     worker = Worker(sys.stdin.buffer, out)

@@ -23,12 +23,13 @@ from rlm_desktop.corpus.document import Document
 from rlm_desktop.engine import prompts
 from rlm_desktop.engine.budget import BudgetExhausted, Ledger, Limits, Pricing, estimate_tokens
 from rlm_desktop.engine.client import Completion, Message, ModelClient, ModelError
+from rlm_desktop.engine.frames import MAX_PROMPT_CHARS as MAX_CHILD_PROMPT_CHARS
 from rlm_desktop.engine.pack import CorpusPack, build_pack
-from rlm_desktop.engine.repl import ReplError, ReplProcess
+from rlm_desktop.engine.repl import ReplError, ReplProcess, SandboxPolicy
 from rlm_desktop.engine.trace import Trace, TraceNode, Usage
 
 STATUSES = ("completed", "max_iterations", "budget_exhausted", "timeout", "cancelled", "error")
-MAX_CHILD_PROMPT_CHARS = 2_000_000  # a child prompt larger than this is refused, not sent
+
 FALLBACK_CONTEXT_CHARS = 200_000    # text a depth-limited rlm_query passes to a plain call
 
 
@@ -40,6 +41,7 @@ class RunConfig:
     sub_model: str | None = None     # child calls; the root model when None
     limits: Limits = field(default_factory=Limits)
     pricing: Pricing | None = None
+    sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
 
     @property
     def child_model(self) -> str:
@@ -62,6 +64,7 @@ class RunResult:
     elapsed_s: float
     error: str | None = None
     unpriced_models: list[str] = field(default_factory=list)
+    sandbox: dict[str, Any] = field(default_factory=dict)  # what confinement was achieved
 
     def to_json(self, trace_path: str | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -71,7 +74,7 @@ class RunResult:
                       "completion_tokens": self.usage.completion_tokens,
                       "total_tokens": self.usage.total_tokens},
             "cost_usd": round(self.cost_usd, 6), "elapsed_s": round(self.elapsed_s, 3),
-            "trace": trace_path,
+            "trace": trace_path, "sandbox": self.sandbox,
         }
         if self.usage.estimated:
             data["usage"]["estimated"] = True
@@ -132,10 +135,10 @@ class Run:
         return asyncio.run(self.execute())
 
     async def execute(self) -> RunResult:
+        """Run to the end and return the result; never raises for what a run can meet.
+        Cancelling the caller's task cancels the run and still returns its result."""
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.ensure_future(self._execute())
-        if self._cancel_requested.is_set():
-            self._task.cancel()
         try:
             return await asyncio.shield(self._task)
         except asyncio.CancelledError:
@@ -153,12 +156,16 @@ class Run:
             "question": self.question, "documents": len(self.documents),
             "model": config.model, "sub_model": config.child_model,
             "prompt_version": prompts.PROMPT_VERSION, "limits": limits.to_json(),
+            "sandbox": config.sandbox.to_json(),
         }, model=config.model)
         outcome = _Outcome("", "error")
         self._semaphore = asyncio.Semaphore(max(1, limits.concurrency))
         rlm: _Rlm | None = None
         watchdog: asyncio.TimerHandle | None = None
+        self.ledger.started = time.monotonic()
         try:
+            if self._cancel_requested.is_set():
+                raise asyncio.CancelledError
             self._pack = await asyncio.to_thread(build_pack, self.documents)
             self._client = ModelClient(base_url=config.base_url, api_key=config.api_key,
                                        request_timeout=limits.request_timeout_s,
@@ -178,6 +185,10 @@ class Run:
         except (ModelError, ReplError, OSError) as exc:
             outcome = rlm.partial("error", str(exc)) if rlm else _Outcome("", "error",
                                                                           error=str(exc))
+        except Exception as exc:  # a bug must still give a result and end the trace
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            outcome = rlm.partial("error", message) if rlm else _Outcome("", "error",
+                                                                         error=message)
         finally:
             if watchdog is not None:
                 watchdog.cancel()
@@ -193,7 +204,8 @@ class Run:
             citations=self._with_paths(outcome.citations), iterations=outcome.iterations,
             subcalls=self.ledger.subcalls, usage=self.ledger.usage,
             cost_usd=self.ledger.cost_usd, elapsed_s=time.monotonic() - started,
-            error=outcome.error, unpriced_models=sorted(self.ledger.pricing.unpriced))
+            error=outcome.error, unpriced_models=sorted(self.ledger.pricing.unpriced),
+            sandbox=dict(rlm.repl.info.get("sandbox") or {}) if rlm else {})
         self.trace.end(root, output={"answer": result.answer, "status": result.status,
                                      "citations": len(result.citations)},
                        error=outcome.error, usage=Usage(self.ledger.usage.prompt_tokens,
@@ -242,7 +254,8 @@ class Run:
     async def call_model(self, node: TraceNode, messages: list[Message], model: str, *,
                          stream: bool) -> Completion:
         assert self._client is not None
-        self._check(model, sum(estimate_tokens(str(m["content"])) for m in messages))
+        prompt_tokens = sum(estimate_tokens(str(m["content"])) for m in messages)
+        self._check(model, prompt_tokens)
         retries: list[dict[str, Any]] = []
 
         def on_retry(attempt: int, delay: float, reason: str) -> None:
@@ -251,9 +264,13 @@ class Run:
             if stream:
                 self.trace.delta(node, "", reset=True)
 
-        completion = await self._client.complete(
-            messages, model=model, on_retry=on_retry,
-            on_delta=(lambda text: self.trace.delta(node, text)) if stream else None)
+        held = self.ledger.reserve(model, prompt_tokens)
+        try:
+            completion = await self._client.complete(
+                messages, model=model, on_retry=on_retry,
+                on_delta=(lambda text: self.trace.delta(node, text)) if stream else None)
+        finally:
+            self.ledger.release(held)
         cost = self.ledger.spend(model, completion.usage)
         node.usage, node.cost_usd = completion.usage, cost
         return completion
@@ -295,7 +312,7 @@ class _Rlm:
         self.question = question
         self.spans = spans
         assert run._pack is not None
-        self.repl = ReplProcess(run._pack.to_json(), spans)
+        self.repl = ReplProcess(run._pack.to_json(), spans, sandbox=run.config.sandbox)
         self.iterations = 0
         self.last_prose = ""
         self.last_output = ""
@@ -355,7 +372,7 @@ class _Rlm:
             raise
         run.trace.end(node, output=completion.text)
         self.messages.append({"role": "assistant", "content": completion.text})
-        prose = prompts._BLOCK.sub("", completion.text).strip()
+        prose = prompts.parse_reply(completion.text).prose
         if prose:
             self.last_prose = prose
         return completion.text
@@ -363,38 +380,58 @@ class _Rlm:
     async def _act(self, text: str) -> _Outcome | None:
         run, limits = self.run, self.run.config.limits
         reply = prompts.parse_reply(text)
-        if not reply.code_blocks:
-            if reply.final_text is not None:
-                return self._finish(reply.final_text, [])
-            if reply.final_var is not None:
-                result = await self._cell(f"FINAL_VAR({reply.final_var!r})", None)
-                if result.final is not None:
-                    return self._finish(result.final["answer"], result.final["sources"])
-                self.messages.append({"role": "user", "content": prompts.truncate(
-                    result.error or "FINAL_VAR found nothing", limits.output_chars)})
-                return None
-            self.messages.append({"role": "user", "content": prompts.continuation([])})
-            return None
         outputs = []
-        for number, code in enumerate(reply.code_blocks, 1):
+        blocks = reply.code_blocks
+        for number, code in enumerate(blocks, 1):
             node = run.trace.start("code", self.node, input=code, iteration=self.iterations,
                                    block=number)
             result = await self._cell(code, node)
             shown = result.stdout
             if result.error:
                 shown = f"{shown}\n{result.error}" if shown else result.error
+            if self.repl.events_dropped:
+                node.extra["helper_calls_not_traced"] = self.repl.events_dropped
             run.trace.end(node, output=result.stdout, error=result.error)
             if result.final is not None:
                 return self._finish(result.final["answer"], result.final["sources"])
-            label = f"[block {number} output]" if len(reply.code_blocks) > 1 else "[output]"
+            label = f"[block {number} output]" if len(blocks) > 1 else "[output]"
             outputs.append(f"{label}\n{shown or '(no output)'}")
-            if result.reset:
+            if result.reset and number < len(blocks):
+                outputs.append(f"[blocks {number + 1} to {len(blocks)} were not run: the REPL was "
+                               "restarted; run them again if they are still needed]")
                 break
+        # FINAL written outside code counts too (the paper's protocol), after the code ran.
+        outcome, problem = await self._final_outside(reply)
+        if outcome is not None:
+            return outcome
+        if problem:
+            outputs.append(problem)
+        if not outputs:
+            self.messages.append({"role": "user", "content": prompts.continuation([])})
+            return None
         joined = "\n\n".join(outputs)
         self.last_output = joined
         self.messages.append({"role": "user", "content": prompts.truncate(
             joined, limits.output_chars)})
         return None
+
+    async def _final_outside(self, reply: prompts.Reply, status: str = "completed"
+                             ) -> tuple[_Outcome | None, str | None]:
+        """FINAL(...) or FINAL_VAR(name) written outside a code block: evaluated in the REPL
+        (so `FINAL("3 errors", sources=hits)` keeps its citations); FINAL's argument falls
+        back to plain text when it is not valid Python there."""
+        if reply.final_var is not None:
+            result = await self._cell(f"FINAL_VAR({reply.final_var!r})", None)
+            if result.final is not None:
+                return self._finish(result.final["answer"], result.final["sources"],
+                                    status), None
+            return None, result.error or f"FINAL_VAR({reply.final_var}) found nothing"
+        if reply.final_args is None:
+            return None, None
+        result = await self._cell(f"FINAL({reply.final_args})", None)
+        if result.final is not None:
+            return self._finish(result.final["answer"], result.final["sources"], status), None
+        return self._finish(reply.final_text or "", [], status), None
 
     async def _cell(self, code: str, node: TraceNode | None) -> Any:
         run = self.run
@@ -437,9 +474,18 @@ class _Rlm:
                 run._stop = _Stop(exc.status, str(exc))
                 raise run._stop from None
             batched = bool(message.get("batched"))
-            tasks = [run.child_call(parent, p, model, i if batched else None)
+            tasks = [asyncio.ensure_future(run.child_call(parent, p, model,
+                                                          i if batched else None))
                      for i, p in enumerate(prompts_)]
-            return list(await asyncio.gather(*tasks))
+            try:
+                return list(await asyncio.gather(*tasks))
+            except BaseException:
+                # One item stopped the run (budget, fatal error) or we were cancelled: the
+                # others must not outlive the run.
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
         if kind == "rlm_query":
             return await self._rlm_query(parent, message)
         return f"[error: unknown call {kind!r}]"
@@ -456,6 +502,9 @@ class _Rlm:
         run = self.run
         question = str(message.get("question") or "")
         spans = message.get("spans") or []
+        if not spans:
+            return ("[error: rlm_query was given an empty target (no documents, hits or "
+                    "chunks); pass None for the whole corpus]")
         try:
             run.ledger.take_subcalls(1)
         except BudgetExhausted as exc:
@@ -466,17 +515,28 @@ class _Rlm:
         if self.depth + 1 > run.config.limits.max_depth:
             # At the depth limit the sub-question goes to a plain child call, as in the paper.
             node.extra["fallback"] = "llm_query"
-            text = self._span_text(spans)
-            answer = await run.child_call(node, f"{question}\n\n{text}", run.config.child_model,
-                                          None)
+            try:
+                text = self._span_text(spans)
+                answer = await run.child_call(node, f"{question}\n\n{text}",
+                                              run.config.child_model, None)
+            except BaseException as exc:
+                run.trace.end(node, error=run.stop_message(exc))
+                raise
             run.trace.end(node, output=answer)
             return answer
         child_run = run.trace.start("run", node, input={"question": question,
                                                         "depth": self.depth + 1})
         child = _Rlm(run, depth=self.depth + 1, node=child_run, question=question,
-                     spans=[list(s) for s in spans] if spans else None)
+                     spans=[list(s) for s in spans])
         try:
             outcome = await child.solve()
+        except (ModelError, ReplError) as exc:
+            if isinstance(exc, ModelError) and exc.fatal:
+                run.trace.end(child_run, error=str(exc))
+                run.trace.end(node, error=str(exc))
+                raise
+            # A child that fails is the parent's problem to handle, like a failed llm_query.
+            outcome = child.partial("error", str(exc))
         except BaseException as exc:
             run.trace.end(child_run, error=run.stop_message(exc))
             run.trace.end(node, error=run.stop_message(exc))
@@ -503,30 +563,28 @@ class _Rlm:
                 break
         return "\n".join(pieces)[:FALLBACK_CONTEXT_CHARS]
 
-    def _finish(self, answer: str, sources: list[dict[str, Any]]) -> _Outcome:
+    def _finish(self, answer: str, sources: list[dict[str, Any]], status: str = "completed",
+                *, forced: bool = False) -> _Outcome:
         run = self.run
-        node = run.trace.start("final", self.node, input={"sources": len(sources)})
+        given: dict[str, Any] = {"sources": len(sources)}
+        if forced:
+            given["forced"] = True
+        node = run.trace.start("final", self.node, input=given)
         run.trace.end(node, output={"answer": answer, "citations": sources[:50]})
-        return _Outcome(answer, "completed", list(sources), self.iterations)
+        return _Outcome(answer, status, list(sources), self.iterations)
 
     async def _last_chance(self) -> _Outcome:
         """Out of turns: ask once for the best answer from what has been found."""
         self.messages.append({"role": "user", "content": prompts.LAST_CHANCE})
         text = await self._root_turn()
         reply = prompts.parse_reply(text)
-        if reply.final_text is not None:
-            answer = reply.final_text
-        else:
-            answer = prompts._BLOCK.sub("", text).strip() or self.last_prose
         for code in reply.code_blocks:  # a FINAL written in code still counts
             if "FINAL" in code:
                 result = await self._cell(code, None)
                 if result.final is not None:
-                    answer = result.final["answer"]
-                    node = self.run.trace.start("final", self.node, input={"forced": True})
-                    self.run.trace.end(node, output={"answer": answer})
-                    return _Outcome(answer, "max_iterations", result.final["sources"],
-                                    self.iterations)
-        node = self.run.trace.start("final", self.node, input={"forced": True})
-        self.run.trace.end(node, output={"answer": answer})
-        return _Outcome(answer, "max_iterations", [], self.iterations)
+                    return self._finish(result.final["answer"], result.final["sources"],
+                                        "max_iterations", forced=True)
+        outcome, _ = await self._final_outside(reply, "max_iterations")
+        if outcome is not None:
+            return outcome
+        return self._finish(reply.prose or self.last_prose, [], "max_iterations", forced=True)

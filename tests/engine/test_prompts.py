@@ -109,3 +109,19 @@ def test_a_failing_subscriber_is_dropped_not_fatal(capsys: pytest.CaptureFixture
     node = trace.start("run", None)
     trace.end(node)
     assert "viewer bug" in capsys.readouterr().err
+
+
+def test_other_fences_do_not_swallow_code_blocks() -> None:
+    reply = prompts.parse_reply("Sample:\n```text\nERROR x\n```\nNow:\n```repl\nprint(1)\n```")
+    assert reply.code_blocks == ("print(1)\n",)
+    assert prompts.parse_reply("```python3\nx = 1\n```").code_blocks == ("x = 1\n",)
+    assert prompts.parse_reply("```repl\r\nx = 1\r\n```").code_blocks == ("x = 1\n",)
+
+
+def test_final_arguments_are_read_up_to_the_closing_parenthesis() -> None:
+    reply = prompts.parse_reply("FINAL(42)\nSources: grep(ERROR)")
+    assert reply.final_args == "42"
+    reply = prompts.parse_reply('FINAL("3 errors (2 fatal)", sources=hits)')
+    assert reply.final_args == '"3 errors (2 fatal)", sources=hits'
+    reply = prompts.parse_reply("```repl\nx = 2\n```\nFINAL_VAR(x)")
+    assert reply.code_blocks and reply.final_var == "x"
