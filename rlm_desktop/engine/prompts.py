@@ -48,9 +48,13 @@ not for simple reading.
 - `FINAL(answer, sources=None)`: end with this answer. `sources` are the hits, chunks or \
 documents that support it: they become the citations the user checks, so pass them.
 - `FINAL_VAR(name)`: end with the value of the REPL variable called `name`.
-`re`, `json`, `math` and `collections` are already imported. Allowed imports: re, json, \
-math, statistics, collections, itertools, functools, datetime, \
-textwrap, difflib, unicodedata, bisect, heapq, string. No files, network or processes.
+The REPL is sandboxed. `re`, `json`, `math` and `collections` are already imported; you may \
+also import statistics, itertools, functools, datetime, textwrap, difflib, unicodedata, \
+bisect, heapq, string, random, operator, fractions, decimal, calendar, time, typing, pprint \
+and nothing else. Ordinary Python works: f-strings, comprehensions, lambdas, functions, \
+try/except, `x += 1`, `d[k] = v`, str/list/dict methods. Not available: files (`open`), \
+network, processes, `eval`/`exec`/`compile`, `getattr`/`setattr`/`vars`/`globals`/`type`/`dir`, \
+and any name or attribute starting with `_`.
 
 Strategy:
 1. Look before reading: print len(context), the kinds, a few names, and peek at a sample.

@@ -34,12 +34,6 @@ CAPTURE_LIMIT = 1_000_000  # characters of printed output kept per cell
 PRELOADED = ("re", "json", "math", "collections")  # in the namespace without an import
 EVENTS_PER_CELL = 1000  # helper calls traced one by one per cell; the rest are counted
 CELL_NAME = "<repl>"
-ALLOWED_MODULES = frozenset({
-    "re", "json", "math", "statistics", "collections", "itertools", "functools", "datetime",
-    "textwrap", "difflib", "unicodedata", "bisect", "heapq", "string", "random", "operator",
-    "fractions", "decimal", "calendar", "time", "collections.abc", "typing", "dataclasses",
-    "enum", "pprint",
-})
 
 
 class _Final(BaseException):
@@ -148,7 +142,9 @@ class Worker:
         """Import what model code may use, then apply the OS layer: after this the worker
         reads only the Python runtime, writes only its pipes, and has no network."""
         from rlm_desktop.engine import confine
+        from rlm_desktop.engine.restricted import ALLOWED_MODULES, preload_modules
 
+        preload_modules()
         for name in sorted(ALLOWED_MODULES):
             __import__(name)
         __import__("_strptime")  # datetime.strptime imports it lazily

@@ -51,6 +51,12 @@ The worker uses it as:
     exec(cell.body, namespace)
     if cell.last_expr is not None:
         value = eval(cell.last_expr, namespace)   # notebook style: show its repr
+
+`print` ignores `file=` (everything goes to `write`); RestrictedPython's `printed` variable
+reads as "". Modules passed among the helpers become proxies, so a worker that restores its
+helpers after each cell should take them from the returned namespace. Objects of other
+libraries are read-only to model code, e.g. a decimal context: use
+`decimal.localcontext(prec=...)`.
 """
 
 from __future__ import annotations
@@ -294,7 +300,8 @@ def compile_cell(source: str, filename: str = "<repl>") -> CellCode:
             raise RestrictedSyntaxError("the code is nested too deeply") from None
         last: ast.Expression | None = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
+            last = ast.Expression(tree.body[-1].value)
+            del tree.body[-1]
         policy = _Policy(errors, [], {})
         try:
             policy.visit(tree)
@@ -497,7 +504,7 @@ _FORMAT_CLASSES = (str, collections.UserString)
 def _safe_format(template: Any, name: str) -> Callable[..., str]:
     text = str(template)
 
-    def format(*args: Any, **kwargs: Any) -> str:  # noqa: A001 - it is str.format
+    def format(*args: Any, **kwargs: Any) -> str:
         return _FORMATTER.vformat(text, args, kwargs)
 
     def format_map(mapping: Mapping[str, Any], /) -> str:
@@ -509,25 +516,44 @@ def _safe_format(template: Any, name: str) -> Callable[..., str]:
 _MISSING = object()
 
 
+#: Values of these exact types are returned without further checks (the common case).
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), list, dict, tuple, set, frozenset,
+                          bytes, complex, types.MethodType, types.FunctionType})
+#: Attribute names already checked and needing no special handling. Only exact strs go in
+#: (a str subclass could hash and compare equal to an innocent name).
+_PLAIN_NAMES: set[str] = set()
+_SPECIAL_NAMES = frozenset({"format", "format_map", "obj"})
+
+
 def _guarded_getattr(obj: Any, name: Any, default: Any = _MISSING) -> Any:
     """`obj.name` in model code."""
-    _check_name(name)
-    if name in ("format", "format_map"):
-        if isinstance(obj, _FORMAT_CLASSES):
-            return _safe_format(obj, name)
-        if isinstance(obj, type) and issubclass(obj, _FORMAT_CLASSES):
-            raise RestrictedAttributeError(
-                f"str.{name} is not available in the REPL; call it on a string: "
-                f"'{{}}'.{name}(...)")
-    elif name == "obj" and isinstance(obj, BaseException):
-        raise RestrictedAttributeError('the "obj" of an exception is not accessible in the REPL')
+    if type(name) is not str or name not in _PLAIN_NAMES:
+        _check_name(name)
+        if name in _SPECIAL_NAMES:
+            if name != "obj":
+                if isinstance(obj, _FORMAT_CLASSES):
+                    return _safe_format(obj, name)
+                if isinstance(obj, type) and issubclass(obj, _FORMAT_CLASSES):
+                    raise RestrictedAttributeError(
+                        f"str.{name} is not available in the REPL; call it on a string: "
+                        f"'{{}}'.{name}(...)")
+            elif isinstance(obj, BaseException):
+                raise RestrictedAttributeError(
+                    'the "obj" of an exception is not accessible in the REPL')
+        elif len(_PLAIN_NAMES) < 100_000:
+            _PLAIN_NAMES.add(name)
     value = getattr(obj, name) if default is _MISSING else getattr(obj, name, default)
+    if type(value) in _PLAIN_TYPES:
+        return value
     return _check_value(value)
 
 
 def _guarded_getitem(obj: Any, key: Any) -> Any:
     """`obj[key]` in model code."""
-    return _check_value(obj[key])
+    value = obj[key]
+    if type(value) in _PLAIN_TYPES:
+        return value
+    return _check_value(value)
 
 
 def _is_model_object(obj: Any) -> bool:
@@ -701,7 +727,6 @@ def restricted_globals(helpers: Mapping[str, Any], *,
             raise TypeError(f"helper {name!r} cannot be given to model code")
         if isinstance(value, functools.partial):
             raise TypeError(f"helper {name!r} is a functools.partial: pass a plain function")
-        if isinstance(value, types.ModuleType):
-            value = module_proxy(value.__name__)
-        namespace[name] = value
+        namespace[name] = (module_proxy(value.__name__) if isinstance(value, types.ModuleType)
+                           else value)
     return namespace
