@@ -71,13 +71,19 @@ class ReplProcess:
     """One worker process holding one (sub-)corpus for one RLM of a run."""
 
     def __init__(self, pack: dict[str, Any], spans: list[list[int]] | None = None, *,
-                 sandbox: SandboxPolicy | None = None) -> None:
+                 sandbox: SandboxPolicy | None = None,
+                 memory_watchdog: bool | None = None) -> None:
         self._pack = pack
         self._spans = spans
         self.sandbox = sandbox or SandboxPolicy()
         chars = sum(int(e.get("chars") or 0) for e in pack.get("entries", ()))
         # The corpus text, its lowercased copy for case-insensitive grep, and slices of it.
         self._memory_bytes = self.sandbox.memory_bytes + 6 * chars
+        # macOS does not enforce RLIMIT_AS: there the parent watches the worker's memory.
+        self._watchdog = (sys.platform == "darwin" and self.sandbox.os
+                          if memory_watchdog is None else memory_watchdog)
+        self._watch_task: asyncio.Task[None] | None = None
+        self._over_memory = False
         self._proc: asyncio.subprocess.Process | None = None
         self._home: tempfile.TemporaryDirectory[str] | None = None
         self._stderr_task: asyncio.Task[None] | None = None
@@ -123,6 +129,9 @@ class ReplProcess:
             parent_side = confine.confine_child(self._proc.pid,
                                                 memory_bytes=self._memory_bytes)
         self._stderr_task = asyncio.create_task(self._drain_stderr())
+        self._over_memory = False
+        if self._watchdog:
+            self._watch_task = asyncio.create_task(self._watch_memory(self._proc))
         await self._send({"op": "init", "pack": self._pack, "spans": self._spans,
                           "sandbox": {**self.sandbox.to_json(),
                                       "memory_bytes": self._memory_bytes,
@@ -214,8 +223,10 @@ class ReplProcess:
                         timeout)
                 if message is None:
                     code_ = await self._exit_code()
-                    return await self._stopped(f"the REPL worker died ({_describe_exit(code_)})",
-                                               active + time.monotonic() - mark)
+                    reason = (f"the cell used more than {self._memory_bytes / 2**20:,.0f} MiB "
+                              "of memory" if self._over_memory else
+                              f"the REPL worker died ({_describe_exit(code_)})")
+                    return await self._stopped(reason, active + time.monotonic() - mark)
                 try:
                     check_worker_frame(message)
                 except FrameError as exc:
@@ -250,6 +261,17 @@ class ReplProcess:
             self._reset_reported = True
             raise
 
+    async def _watch_memory(self, proc: asyncio.subprocess.Process) -> None:
+        """Kill the worker when its resident memory passes the limit (polled every 0.2 s)."""
+        while proc.returncode is None:
+            rss = await _resident_bytes(proc.pid)
+            if rss is not None and rss > self._memory_bytes:
+                self._over_memory = True
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                return
+            await asyncio.sleep(0.2)
+
     async def _stopped(self, reason: str, elapsed: float) -> CellResult:
         """Kill the worker; the next cell starts a fresh one. Reported once, here."""
         await self.kill()
@@ -274,6 +296,11 @@ class ReplProcess:
 
     async def _cleanup(self) -> None:
         await self.kill()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watch_task
+            self._watch_task = None
         proc = self._proc
         if proc is not None and proc.stdin is not None:
             with contextlib.suppress(Exception):
@@ -294,6 +321,18 @@ class ReplProcess:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), 2)
         await self._cleanup()
+
+
+async def _resident_bytes(pid: int) -> int | None:
+    """Resident memory of a process, from `ps` (macOS and Linux), or None."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "ps", "-o", "rss=", "-p", str(pid), stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+        return int(out.strip() or b"0") * 1024
+    except (OSError, ValueError):
+        return None
 
 
 def _describe_exit(code: int | None) -> str:
