@@ -241,4 +241,10 @@ def neutralise_answer(answer: str) -> tuple[str, int]:
 
     answer = _REMOTE_IMAGE.sub(image, answer)
     answer = _HTML_IMAGE.sub(html, answer)
+    # Whatever image syntax is left (reference-style `![x][1]`, brackets inside the alt
+    # text) becomes a plain link: shown, never loaded by itself.
+    rest = answer.count("![")
+    if rest:
+        count += rest
+        answer = answer.replace("![", "[")
     return answer, count

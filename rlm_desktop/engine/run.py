@@ -199,8 +199,10 @@ class Run:
                     await asyncio.shield(self._client.close())
             if self._pack is not None:
                 self._pack.cleanup()
+        # Partial answers (the model's last prose) are neutralised like FINAL answers.
+        answer, _ = prompts.neutralise_answer(outcome.answer)
         result = RunResult(
-            answer=outcome.answer, status=outcome.status,
+            answer=answer, status=outcome.status,
             citations=self._with_paths(outcome.citations), iterations=outcome.iterations,
             subcalls=self.ledger.subcalls, usage=self.ledger.usage,
             cost_usd=self.ledger.cost_usd, elapsed_s=time.monotonic() - started,
