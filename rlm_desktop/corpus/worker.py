@@ -88,6 +88,18 @@ def _apply_limits(memory_bytes: int) -> None:
             resource.setrlimit(limit, (value, value))
 
 
+def _confine() -> None:
+    """The OS layer for a parser of untrusted files: it may read anything (the files to
+    parse can be anywhere) but write nothing, open no socket, start no process or thread
+    and signal no one, so a file that takes over a parser library gets nowhere. Applied
+    before the first file is opened; what a platform lacks is simply not applied."""
+    if os.environ.get("RLM_PARSER_UNCONFINED") == "1":  # diagnosing a parser problem
+        return
+    from rlm_desktop.confine import lockdown
+
+    lockdown(read_paths=[os.path.abspath(os.sep)], max_open_files=256)
+
+
 def _hash_pass(path: str, *, scan: bool) -> tuple[str, dict[str, int] | None]:
     """The file's sha256 and, with `scan`, whether its bytes already are normalized text
     (ASCII, no CR, no NUL): then `{"lines": n}`, and the text is the file itself."""
@@ -127,6 +139,7 @@ def worker_main() -> int:
         limits = Limits.from_dict(request.get("limits", {}))
         if not limits_applied:
             _apply_limits(limits.worker_memory_bytes)
+            _confine()
             limits_applied = True
         _serve(request, limits, inp, out)
 

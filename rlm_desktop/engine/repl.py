@@ -109,7 +109,7 @@ class ReplProcess:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
         command = worker_command()
         if self.sandbox.os:
-            from rlm_desktop.engine import confine
+            from rlm_desktop import confine
 
             read_paths = confine.runtime_read_paths() + sorted(
                 {os.path.dirname(f["path"]) for f in self._pack.get("files", ())})
@@ -124,7 +124,7 @@ class ReplProcess:
             raise ReplError(f"cannot start the REPL worker: {exc}") from exc
         parent_side: dict[str, Any] = {}
         if self.sandbox.os:
-            from rlm_desktop.engine import confine
+            from rlm_desktop import confine
 
             parent_side = confine.confine_child(self._proc.pid,
                                                 memory_bytes=self._memory_bytes)
@@ -154,7 +154,7 @@ class ReplProcess:
 
     def _level_problem(self, report: dict[str, Any]) -> str | None:
         """Why model code must not run here: confinement below the user's minimum."""
-        from rlm_desktop.engine.confine import level_at_least
+        from rlm_desktop.confine import level_at_least
 
         level = str(report.get("level", "none")) if self.sandbox.os else "none"
         if level_at_least(level, self.sandbox.minimum):

@@ -141,7 +141,7 @@ class Worker:
     def _lock_down(self, sandbox: dict[str, Any]) -> dict[str, Any]:
         """Import what model code may use, then apply the OS layer: after this the worker
         reads only the Python runtime, writes only its pipes, and has no network."""
-        from rlm_desktop.engine import confine
+        from rlm_desktop import confine
         from rlm_desktop.engine.restricted import ALLOWED_MODULES, preload_modules
 
         preload_modules()

@@ -287,3 +287,43 @@ def test_a_file_that_vanishes_mid_read_is_a_per_file_error(tmp_path: Path, cache
     files = by_name(result)
     assert files["doomed.log"].error
     assert files["kept.log"].documents[0].text == "still here\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Landlock and seccomp")
+def test_a_parser_taken_over_by_a_file_can_write_connect_and_spawn_nothing(
+        corpus: Path, tmp_path: Path, cache: TextCache,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if a hostile file had taken over a parser library: it tries what an attacker would.
+    out = tmp_path / "written-by-parser.txt"
+    script = tmp_path / "hostile_worker.py"
+    script.write_text(textwrap.dedent(f"""
+        import socket, subprocess
+        import rlm_desktop.corpus.formats as formats
+        real = formats.extract
+        def attempt(label, fn):
+            try:
+                fn()
+                return label + ":done"
+            except Exception:
+                return label + ":blocked"
+        def extract(source, ctx, fmt=None):
+            if "hostile" in source.name:
+                raise RuntimeError(" ".join([
+                    attempt("write", lambda: open({str(out)!r}, "w").write("x")),
+                    attempt("socket", lambda: socket.socket().close()),
+                    attempt("spawn", lambda: subprocess.run(["true"], check=True)),
+                ]))
+            return real(source, ctx, fmt)
+        formats.extract = extract
+        from rlm_desktop.corpus.worker import worker_main
+        raise SystemExit(worker_main())
+    """))
+    monkeypatch.setattr(pool_module, "worker_command", lambda: [sys.executable, str(script)])
+    hostile = tmp_path / "hostile.log"
+    hostile.write_text("a file that takes over its parser – ünïcode\n")
+    log = corpus / "logs" / "Apache_2k.log"
+    result = ingest([hostile, log], cache=cache, workers=1)
+    files = by_name(result)
+    assert "write:blocked socket:blocked spawn:blocked" in (files["hostile.log"].error or "")
+    assert not out.exists()
+    assert files["Apache_2k.log"].lines == 2000  # reading still works

@@ -1,4 +1,4 @@
-"""The OS confinement layer alone (rlm_desktop.engine.confine): each lockdown runs in a fresh
+"""The OS confinement layer alone (rlm_desktop.confine): each lockdown runs in a fresh
 child interpreter (never in the pytest process), which then tries what model code would
 try and reports in JSON; the assertions are about invariants (canary unread, listener never
 reached, parent alive, no file created), not just "it raised"."""
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from rlm_desktop.engine import confine
+from rlm_desktop import confine
 
 LINUX = sys.platform.startswith("linux")
 linux_only = pytest.mark.skipif(not LINUX, reason="Landlock and seccomp are Linux-only")
@@ -31,9 +31,9 @@ MiB = 2**20
 CHILD = textwrap.dedent("""
     import ctypes, errno, fcntl, json, os, socket, subprocess, sys, termios, threading
     cfg = json.loads(sys.argv[1])
-    from rlm_desktop.engine import confine
+    from rlm_desktop import confine
     import importlib
-    from rlm_desktop.engine import confine_linux
+    from rlm_desktop import confine_linux
     for name, message in cfg.get("patch", {}).items():  # simulate a kernel without a feature
         module, attr = name.rsplit(".", 1)
         def _fail(*args, _message=message, **kwargs):
@@ -163,7 +163,7 @@ def secrets(tmp_path: Path) -> dict[str, Path]:
 
 
 def require_landlock() -> None:
-    from rlm_desktop.engine import confine_linux
+    from rlm_desktop import confine_linux
 
     try:
         confine_linux.landlock_abi()  # a version query: changes nothing in this process
@@ -255,7 +255,7 @@ def test_full_lockdown_holds(secrets: dict[str, Path]) -> None:
 
 @linux_only
 def test_cpu_limit_stops_a_busy_loop(tmp_path: Path) -> None:
-    script = ("from rlm_desktop.engine import confine\n"
+    script = ("from rlm_desktop import confine\n"
               "confine.lockdown(read_paths=confine.runtime_read_paths(), cpu_seconds=1)\n"
               "while True: pass\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=tmp_path,
@@ -270,7 +270,7 @@ def test_missing_layers_are_reported_not_raised(secrets: dict[str, Path]) -> Non
     out, _ = run_child({
         "read_paths": confine.runtime_read_paths(), "canary": str(secrets["canary"]),
         "tmp_file": str(secrets["tmp_file"]), "only": ["etc_passwd", "socket"],
-        "patch": {"rlm_desktop.engine.confine_linux.landlock_abi":
+        "patch": {"rlm_desktop.confine_linux.landlock_abi":
                   "landlock: kernel without Landlock (ENOSYS)"},
     }, cwd=secrets["cwd"])
     report = out["report"]
@@ -284,7 +284,7 @@ def test_missing_layers_are_reported_not_raised(secrets: dict[str, Path]) -> Non
 
 @linux_only
 def test_unknown_architecture_has_no_seccomp(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rlm_desktop.engine import confine_linux
+    from rlm_desktop import confine_linux
 
     monkeypatch.setattr(confine_linux, "machine", lambda: "riscv64")
     with pytest.raises(confine_linux.ConfineError, match="no syscall table for riscv64"):
@@ -295,8 +295,8 @@ def test_unknown_architecture_has_no_seccomp(monkeypatch: pytest.MonkeyPatch) ->
 def test_rlimits_alone_are_level_none(secrets: dict[str, Path]) -> None:
     out, _ = run_child({
         "read_paths": [], "only": [],
-        "patch": {"rlm_desktop.engine.confine_linux.apply_landlock": "landlock: off",
-                  "rlm_desktop.engine.confine_linux.install_seccomp": "seccomp: off"},
+        "patch": {"rlm_desktop.confine_linux.apply_landlock": "landlock: off",
+                  "rlm_desktop.confine_linux.install_seccomp": "seccomp: off"},
     }, cwd=secrets["cwd"])
     assert out["report"]["level"] == "none"
     assert out["report"]["layers"]["rlimits"]["FSIZE"] == 0
@@ -306,7 +306,7 @@ def test_rlimits_alone_are_level_none(secrets: dict[str, Path]) -> None:
 def test_darwin_path_reports_an_absent_sandbox_honestly(tmp_path: Path) -> None:
     """The macOS branch run on Linux: the profile is claimed (env var) but /etc/hosts is
     readable, so the report says the profile is not in force."""
-    script = ("import json, sys\nfrom rlm_desktop.engine import confine\n"
+    script = ("import json, sys\nfrom rlm_desktop import confine\n"
               "sys.platform = 'darwin'\n"
               "r = confine.lockdown(read_paths=[], memory_bytes=2**30)\n"
               "sys.stdout.write(json.dumps(r.to_json()))\n")
@@ -495,7 +495,7 @@ def run_bpf(program: bytes, nr: int, arch: int, args: tuple[int, ...] = ()) -> i
 
 @pytest.mark.skipif(not LINUX, reason="confine_linux is imported on Linux only")
 def test_seccomp_program_logic() -> None:
-    from rlm_desktop.engine import confine_linux as cl
+    from rlm_desktop import confine_linux as cl
 
     allow, eperm = cl.SECCOMP_RET_ALLOW, cl.SECCOMP_RET_ERRNO | 1
     enosys, kill = cl.SECCOMP_RET_ERRNO | 38, cl.SECCOMP_RET_KILL_PROCESS
@@ -534,7 +534,7 @@ def test_seccomp_program_logic() -> None:
 
 @pytest.mark.skipif(not LINUX, reason="confine_linux is imported on Linux only")
 def test_assembler_refuses_long_jumps() -> None:
-    from rlm_desktop.engine import confine_linux as cl
+    from rlm_desktop import confine_linux as cl
 
     items: list[Any] = [(cl.BPF_JEQ_K, "end", 0, 1)]
     items += [(cl.BPF_RET_K, 0, 0, 0)] * 300

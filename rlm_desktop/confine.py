@@ -70,7 +70,7 @@ def lockdown(*, read_paths: Sequence[str] = (), memory_bytes: int | None = None,
     time.localtime()  # glibc reads /etc/localtime once: before the filesystem closes
     platform = sys.platform
     if platform.startswith("linux"):
-        from rlm_desktop.engine import confine_linux
+        from rlm_desktop import confine_linux
 
         layers, missing = _apply_rlimits(memory_bytes, cpu_seconds, max_open_files)
         more, more_missing = confine_linux.lockdown_layers(list(read_paths))
