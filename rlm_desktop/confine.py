@@ -31,6 +31,25 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+# The process layer: what a worker that handles untrusted input may see of the parent's
+# environment. Nothing that carries keys, proxies or the user's configuration.
+KEEP_ENV = ("PATH", "SYSTEMROOT", "WINDIR", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR", "TEMP",
+            "TMP")
+
+
+def worker_process_options(home: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """Environment and Popen options for a worker: scrubbed environment with HOME at an
+    empty private dir, its own session (POSIX) or process group (Windows)."""
+    env = {k: v for k, v in os.environ.items() if k in KEEP_ENV}
+    env["HOME"] = env["USERPROFILE"] = home
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    kwargs: dict[str, Any] = {}
+    if os.name == "posix":
+        kwargs["start_new_session"] = True
+    else:
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+    return env, kwargs
+
 LEVELS = ("none", "partial", "full")
 SANDBOX_EXEC = "/usr/bin/sandbox-exec"
 SANDBOX_ENV = "RLM_SANDBOX_EXEC"  # set by launch_command when the profile is applied

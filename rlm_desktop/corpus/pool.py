@@ -8,7 +8,6 @@ and the batch goes on. Frames from all workers arrive on one queue, read by a th
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import signal
 import subprocess
@@ -17,13 +16,8 @@ import tempfile
 import threading
 from typing import Any
 
+from rlm_desktop.confine import worker_process_options
 from rlm_desktop.corpus.worker import ProtocolError, read_frame, send_json
-
-# Environment a parser may see: nothing that carries secrets, proxies or the user's config.
-_KEEP_ENV = ("PATH", "SYSTEMROOT", "WINDIR", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR", "TEMP",
-             "TMP")
-
-
 
 
 def worker_command() -> list[str]:
@@ -41,14 +35,7 @@ class WorkerProcess:
     def __init__(self, ident: int, events: queue.Queue[Event]) -> None:
         self.ident = ident
         self._home = tempfile.TemporaryDirectory(prefix="rlm-parser-")
-        env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
-        env["HOME"] = env["USERPROFILE"] = self._home.name
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        kwargs: dict[str, Any] = {}
-        if os.name == "posix":
-            kwargs["start_new_session"] = True
-        else:
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+        env, kwargs = worker_process_options(self._home.name)
         self.process = subprocess.Popen(
             worker_command(),
             stdin=subprocess.PIPE,

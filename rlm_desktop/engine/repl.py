@@ -20,13 +20,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rlm_desktop.confine import worker_process_options
 from rlm_desktop.corpus.worker import JSON_FRAME, MAX_FRAME
 from rlm_desktop.engine.frames import FrameError, check_worker_frame
 
 _HEADER = struct.Struct(">IB")
-# What the worker may see of the environment: nothing that carries keys, proxies or config.
-_KEEP_ENV = ("PATH", "SYSTEMROOT", "WINDIR", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR", "TEMP",
-             "TMP")
 
 START_TIMEOUT = 60.0  # seconds for a worker to load its corpus and lock itself down
 CallHandler = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -98,15 +96,8 @@ class ReplProcess:
 
     async def start(self) -> dict[str, Any]:
         self._home = tempfile.TemporaryDirectory(prefix="rlm-repl-")
-        env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
-        env["HOME"] = env["USERPROFILE"] = self._home.name
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env, kwargs = worker_process_options(self._home.name)
         env["PYTHONHASHSEED"] = "0"
-        kwargs: dict[str, Any] = {}
-        if os.name == "posix":
-            kwargs["start_new_session"] = True
-        else:
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
         command = worker_command()
         if self.sandbox.os:
             from rlm_desktop import confine
