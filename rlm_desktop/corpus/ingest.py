@@ -377,6 +377,9 @@ class _Run:
             file.error, file.error_code = manifest.error, manifest.error_code
             return
         ids: list[str] = []
+        # One path per source, not per document: a mailbox has tens of thousands of parts.
+        cache_file = (str(self.cache.text_path(manifest.sha256))
+                      if memory is None and self.cache is not None else None)
         for index, part in enumerate(manifest.parts):
             doc_id = f"{manifest.sha256[:12]}-{index}"
             ids.append(doc_id)
@@ -388,7 +391,8 @@ class _Run:
                 assert self.cache is not None
                 text, loader = None, partial(self.cache.read_text, manifest.sha256,
                                              part.start, part.end)
-                text_file = (str(self.cache.text_path(manifest.sha256)), part.start, part.end)
+                assert cache_file is not None
+                text_file = (cache_file, part.start, part.end)
             meta = part.meta  # shared, not copied: a mailbox has tens of thousands of these
             meta.setdefault("chars", part.chars)
             meta.setdefault("lines", part.lines)
