@@ -28,29 +28,25 @@ concurrent figure is the best of 3 runs, the sequential one a single run.  `--qu
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import math
 import os
-import platform
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+
+import _common
+from _common import Row
 
 # Before anything of the app is imported: keep the user's profile out of it.
-os.environ["RLM_DESKTOP_HOME"] = tempfile.mkdtemp(prefix="rlm-bench-home-")
+os.environ["RLM_DESKTOP_HOME"] = _common.private_home()
 
 from rlm_desktop.corpus.document import Document
 from rlm_desktop.engine.budget import Limits
 from rlm_desktop.engine.run import Run, RunConfig
 from rlm_desktop.engine.trace import TraceEvent
 from rlm_desktop.testing.server import ScriptedServer, _Handler
-
-atexit.register(shutil.rmtree, os.environ["RLM_DESKTOP_HOME"], ignore_errors=True)
 
 LATENCY = 0.3
 RUNS = 3
@@ -136,48 +132,6 @@ def _measure(calls: int, concurrency: int) -> Measured:
                     calls)
 
 
-# --------------------------------------------------------------------------- report
-
-
-@dataclass
-class Row:
-    measurement: str
-    figure: str
-    baseline: str
-    ratio: str
-    target: str
-    met: str
-
-
-def machine() -> str:
-    cpus = os.cpu_count() or 0
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = cpus
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"Machine: {cpus} CPUs ({usable} usable), {model}; Python "
-            f"{platform.python_version()} ({platform.python_implementation()}), "
-            f"{platform.system()} {platform.release()}")
-
-
-def table(rows: Sequence[Row]) -> str:
-    head = ("measurement", "figure", "baseline (measured in this run)", "ratio", "target",
-            "met?")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for r in rows:
-        cells = (r.measurement, r.figure, r.baseline, r.ratio, r.target, r.met)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def _series(n: int, conc: int, *, nodelay: bool) -> tuple[list[Measured], Measured]:
     label = "TCP_NODELAY" if nodelay else "as shipped"
     runs: list[Measured] = []
@@ -254,15 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         notes.append(f"--quick: {n} calls at concurrency {conc}; a smoke run.")
 
-    print()
-    print(machine())
-    print()
-    print(table(rows))
-    print()
-    for note in notes:
-        print(f"- {note}")
-    print(f"\n(benchmark wall time {time.perf_counter() - total_started:.0f} s)",
-          file=sys.stderr)
+    _common.report(rows, notes, total_started)
     return 0
 
 

@@ -30,9 +30,6 @@ The table is markdown, for docs/performance.md. `--quick` uses ~10 MB; its figur
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import random
 import re
 import shutil
 import subprocess
@@ -44,19 +41,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _common import MB, machine, make_corpus, markdown_table, write_log_files
+
 from rlm_desktop.engine.replapi import Corpus, make_helpers
 
-MB = 1_000_000
 SEED = 0
-RG_FILES = 64
 
-USERS = ["root", "admin", "oracle", "test", "ubuntu", "guest", "postgres", "git", "deploy",
-         "www-data", "pi", "user", "ftp", "mysql", "nagios", "support", "jenkins", "backup",
-         "alice", "bob"]
-HOSTS = [f"node{n:02d}" for n in range(24)]
-PATHS = ["users", "orders", "invoices", "search", "health", "login", "cart", "items/42",
-         "reports/daily", "export"]
-MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 QUERIES: list[tuple[str, str, bool, str]] = [
     # (label, pattern, ignore_case, target)
     # (the same pattern text goes to ripgrep, so no `re.escape` of spaces: rg rejects "\ ")
@@ -64,67 +54,6 @@ QUERIES: list[tuple[str, str, bool, str]] = [
     ("common literal", "Failed password for root", False, "<= 2x ripgrep"),
     ("case-insensitive alternation", "timeout|refused|segfault", True, "<= 3x ripgrep"),
 ]
-
-
-# --------------------------------------------------------------------------- the corpus
-
-
-def _line(rng: random.Random, ips: Sequence[str]) -> str:
-    stamp = (f"{rng.choice(MONTHS)} {rng.randint(1, 28):2d} {rng.randint(0, 23):02d}:"
-             f"{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d} {rng.choice(HOSTS)}")
-    ip, pid, port = rng.choice(ips), rng.randint(1000, 65000), rng.randint(1024, 65535)
-    roll = rng.random()
-    if roll < 0.05:
-        return (f"{stamp} sshd[{pid}]: Failed password for {rng.choice(USERS)} from {ip} "
-                f"port {port} ssh2")
-    if roll < 0.08:
-        key = "".join(rng.choices("0123456789abcdefABCDEF+/", k=43))
-        return (f"{stamp} sshd[{pid}]: Accepted publickey for {rng.choice(USERS)} from {ip} "
-                f"port {port} ssh2: RSA SHA256:{key}")
-    if roll < 0.18:
-        return f"{stamp} sshd[{pid}]: Connection closed by {ip} port {port} [preauth]"
-    if roll < 0.23:
-        return (f"{stamp} sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= "
-                f"uid=0 euid=0 tty=ssh ruser= rhost={ip}  user={rng.choice(USERS)}")
-    if roll < 0.31:
-        return (f"{stamp} kernel: [{rng.uniform(0, 99999):.6f}] eth{rng.randint(0, 3)}: "
-                f"link up, {rng.choice((100, 1000, 10000))} Mbps full duplex")
-    if roll < 0.312:
-        return (f"{stamp} kernel: [{rng.uniform(0, 99999):.6f}] worker[{pid}]: segfault at "
-                f"{rng.getrandbits(48):x} ip {rng.getrandbits(48):012x} error 4 in libc.so.6")
-    if roll < 0.36:
-        return f"{stamp} CRON[{pid}]: (root) CMD (run-parts /etc/cron.hourly)"
-    if roll < 0.365:
-        word = rng.choice(("Timeout", "timeout", "TIMEOUT"))
-        return (f"{stamp} app[{pid}]: WARN upstream {rng.choice(HOSTS)}:8080 {word} after "
-                f"{rng.randint(1000, 30000)}ms (attempt {rng.randint(1, 5)})")
-    if roll < 0.37:
-        return f"{stamp} app[{pid}]: ERROR connect to db {ip}:5432: Connection refused"
-    level = "INFO" if roll < 0.95 else "DEBUG"
-    return (f"{stamp} app[{pid}]: {level} request {rng.getrandbits(40):010x} "
-            f"{rng.choice(('GET', 'POST', 'PUT'))} /api/{rng.choice(PATHS)} "
-            f"{rng.choice((200, 200, 200, 201, 304, 404, 500))} {rng.randint(1, 900)}ms "
-            f"user={rng.choice(USERS)}")
-
-
-def make_corpus(target_bytes: int, seed: int) -> tuple[str, list[dict[str, Any]]]:
-    """(blob, entries) as the REPL worker builds them: ~20 KB log documents."""
-    rng = random.Random(seed)
-    ips = [f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}."
-           f"{rng.randint(1, 254)}" for _ in range(5_000)] + ["203.0.113.77"]
-    texts: list[str] = []
-    total = 0
-    while total < target_bytes:
-        text = "\n".join(_line(rng, ips) for _ in range(rng.randint(100, 300)))
-        texts.append(text)
-        total += len(text) + 1
-    entries, pos = [], 0
-    for i, text in enumerate(texts):
-        entries.append({"id": f"d{i}", "name": f"host{i % 97:02d}/syslog.{i}.log",
-                        "path": f"/logs/host{i % 97:02d}/syslog.{i}.log", "kind": "log",
-                        "meta": {}, "start": pos, "end": pos + len(text), "page_starts": None})
-        pos += len(text) + 1
-    return "\n".join(texts), entries
 
 
 # --------------------------------------------------------------------------- measuring
@@ -137,14 +66,6 @@ def _best(runs: int, fn: Callable[[], Any]) -> tuple[float, Any]:
         result = fn()
         best = min(best, time.perf_counter() - started)
     return best, result
-
-
-def write_for_rg(blob: str, entries: Sequence[dict[str, Any]], directory: Path) -> None:
-    per_file = -(-len(entries) // RG_FILES)
-    for n in range(0, len(entries), per_file):
-        group = entries[n : n + per_file]
-        (directory / f"part{n // per_file:03d}.log").write_text(
-            blob[group[0]["start"] : group[-1]["end"]], encoding="utf-8")
 
 
 def ripgrep(rg: str, pattern: str, ignore_case: bool, directory: Path,
@@ -198,25 +119,11 @@ class Row:
     target: str
 
 
-def machine() -> str:
-    cpus = os.cpu_count() or 0
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"Machine: {cpus} CPUs, {model}; Python {platform.python_version()} "
-            f"({platform.python_implementation()}), {platform.system()} {platform.release()}")
-
-
 def table(rows: Sequence[Row], size: int, rg_version: str | None) -> str:
     head = ("query", "hits (= lines)", "grep warm", "grep cold", "ripgrep", "ratio to rg",
             "ripgrep -j1 (ratio)",
             "naive per-line re.search", "`[^\\n]*X[^\\n]*` finditer", "target", "met?")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    body = []
     for r in rows:
         rate = size / MB / r.warm
         limit = 2.0 if "2x" in r.target else 3.0
@@ -233,9 +140,9 @@ def table(rows: Sequence[Row], size: int, rg_version: str | None) -> str:
             r.target,
             "n/a" if ratio is None else ("yes" if ratio <= limit else "**no**"),
         )
-        lines.append("| " + " | ".join(cells) + " |")
+        body.append(cells)
     note = f"ripgrep: {rg_version}" if rg_version else "ripgrep not installed"
-    return "\n".join(lines) + f"\n\n{note}; corpus {size / MB:,.1f} MB."
+    return markdown_table(head, body) + f"\n\n{note}; corpus {size / MB:,.1f} MB."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -259,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="rlm-bench-grep-") as tmp:
         if rg:
-            write_for_rg(blob, entries, Path(tmp))
+            write_log_files(blob, entries, Path(tmp))
         for label, pattern, ignore_case, target in QUERIES:
             print(f"{label}: grep ...", file=sys.stderr, flush=True)
             corpus = Corpus.from_blob(blob, entries)  # fresh: the first call is cold
@@ -284,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(Row(label, len(hits), cold, warm, rg_s, rg1_s,
                             naive_s, catastrophic_rate(blob, pattern, ignore_case), target))
 
-    print(machine())
+    print(machine(usable=False))
     print(f"Corpus: {len(entries):,} documents, {len(blob) / MB:,.1f} MB; "
           f"Corpus.from_blob: {build * 1000:.1f} ms\n")
     print(table(rows, len(blob), rg_version))

@@ -32,8 +32,6 @@ import hashlib
 import inspect
 import json
 import mailbox
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -44,6 +42,9 @@ from email import message_from_bytes
 from email.policy import compat32
 from pathlib import Path
 from typing import Any
+
+import _common
+from _common import MB, Row
 
 from rlm_desktop.corpus.cache import TextCache
 from rlm_desktop.corpus.formats import EXTRACTOR_VERSION
@@ -56,7 +57,6 @@ except ImportError:  # Windows: no getrusage; memory figures are reported as unk
     resource = None  # type: ignore[assignment]
 
 HERE = Path(__file__).resolve().parent
-MB = 1_000_000  # throughput figures are decimal megabytes per second
 MiB = 1024 * 1024
 SEED = 0
 SMALL_MBOX_MESSAGES = 100
@@ -286,16 +286,6 @@ def read_decode_loop(files: Sequence[Path]) -> tuple[float, int]:
 # --------------------------------------------------------------------------- report
 
 
-@dataclass
-class Row:
-    measurement: str
-    figure: str
-    baseline: str
-    ratio: str
-    target: str
-    met: str
-
-
 def _met(*checks: tuple[str, bool | None]) -> str:
     """"yes", or "**no**" naming the checks that failed; "n/a" when one cannot be judged."""
     if any(ok is None for _, ok in checks):
@@ -308,35 +298,6 @@ def _met(*checks: tuple[str, bool | None]) -> str:
 
 def _mb(n: int | None) -> str:
     return "unknown" if n is None else f"{n / MiB:,.0f} MiB"
-
-
-def machine() -> str:
-    cpus = os.cpu_count() or 0
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = cpus
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"Machine: {cpus} CPUs ({usable} usable; ingest uses one parser process per usable "
-            f"CPU), {model}; Python {platform.python_version()} "
-            f"({platform.python_implementation()}), {platform.system()} {platform.release()}")
-
-
-def table(rows: Sequence[Row]) -> str:
-    head = ("measurement", "figure", "baseline (measured in this run)", "ratio", "target",
-            "met?")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for r in rows:
-        cells = (r.measurement, r.figure, r.baseline, r.ratio, r.target, r.met)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- main
@@ -509,15 +470,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                  f"runs: {', '.join(f'{t:.2f} s' for t in log_runs)}; warm re-open runs: "
                  f"{', '.join(f'{t:.3f} s' for t in warm_runs)}.")
 
-    print()
-    print(machine())
-    print()
-    print(table(rows))
-    print()
-    for note in notes:
-        print(f"- {note}")
-    print(f"\n(benchmark wall time {time.perf_counter() - total_started:.0f} s, "
-          "including input generation)", file=sys.stderr)
+    _common.report(
+        rows, notes, total_started,
+        machine_line=_common.machine(note="; ingest uses one parser process per usable CPU"),
+        wall_note=", including input generation")
     return 0
 
 

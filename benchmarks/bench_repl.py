@@ -34,7 +34,6 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import shutil
 import statistics
 import struct
@@ -47,17 +46,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _common
+from _common import MB, Row, ms, no_call, no_event, percentile
+
 # Before anything of the app is imported: keep the user's profile out of it.
-os.environ["RLM_DESKTOP_HOME"] = tempfile.mkdtemp(prefix="rlm-bench-home-")
+os.environ["RLM_DESKTOP_HOME"] = _common.private_home()
 
 from rlm_desktop.corpus.document import Document
-from rlm_desktop.corpus.ingest import ingest
 from rlm_desktop.engine.pack import CorpusPack, build_pack
 from rlm_desktop.engine.repl import ReplProcess
 from rlm_desktop.testing import fixtures
 
 HOME = os.environ["RLM_DESKTOP_HOME"]
-MB = 1_000_000
 RUNS = 3
 WARMUP = 10
 CELLS = ("x = 1", "print(len(context))")
@@ -103,14 +103,6 @@ def small_documents() -> list[Document]:
             for i, (name, text) in enumerate(texts.items())]
 
 
-async def _no_call(message: dict[str, Any]) -> Any:
-    raise RuntimeError(f"unexpected call from the worker: {message}")
-
-
-def _no_event(message: dict[str, Any]) -> None:
-    pass
-
-
 async def _timed_cells(run: Callable[[str], Awaitable[None]], cells: int) -> list[float]:
     for i in range(WARMUP):
         await run(CELLS[i % 2])
@@ -129,8 +121,8 @@ async def repl_cells(cells: int) -> list[float]:
         await repl.start()
 
         async def run(code: str) -> None:
-            result = await repl.run_cell(code, timeout=30.0, on_call=_no_call,
-                                         on_event=_no_event)
+            result = await repl.run_cell(code, timeout=30.0, on_call=no_call,
+                                         on_event=no_event)
             if result.error or result.reset:
                 raise SystemExit(f"cell {code!r} failed: {result.error}")
             if code.startswith("print") and result.stdout.strip() != "3":
@@ -164,11 +156,6 @@ async def echo_cells(cells: int) -> list[float]:
         await proc.wait()
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 # --------------------------------------------------------------------------- (b) start
 
 
@@ -180,14 +167,9 @@ def ingested_corpus(directory: Path, total_bytes: int) -> tuple[list[Document], 
     print(f"  ... {time.perf_counter() - started:.1f} s; ingesting into the text cache of "
           f"{HOME} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    result = ingest([directory])
-    if result.failed:
-        raise SystemExit(f"ingest failed: {result.failed[0].name}: {result.failed[0].error}")
-    documents = result.documents
+    documents = _common.cached_documents(directory)
     print(f"  ... {time.perf_counter() - started:.1f} s, {len(documents)} documents",
           file=sys.stderr)
-    if not all(d.text_file is not None for d in documents):
-        raise SystemExit("some documents are not in the text cache")
     return documents, info.total_uncompressed_bytes
 
 
@@ -234,49 +216,6 @@ def read_decode(pack: CorpusPack) -> tuple[float, int]:
 # --------------------------------------------------------------------------- report
 
 
-@dataclass
-class Row:
-    measurement: str
-    figure: str
-    baseline: str
-    ratio: str
-    target: str
-    met: str
-
-
-def machine() -> str:
-    cpus = os.cpu_count() or 0
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = cpus
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"Machine: {cpus} CPUs ({usable} usable), {model}; Python "
-            f"{platform.python_version()} ({platform.python_implementation()}), "
-            f"{platform.system()} {platform.release()}")
-
-
-def table(rows: Sequence[Row]) -> str:
-    head = ("measurement", "figure", "baseline (measured in this run)", "ratio", "target",
-            "met?")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for r in rows:
-        cells = (r.measurement, r.figure, r.baseline, r.ratio, r.target, r.met)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
-
-
 async def run_all(scale: Scale, work: Path) -> tuple[list[Row], list[str]]:
     print(f"(a) {scale.cells} cells through ReplProcess ...", file=sys.stderr, flush=True)
     repl_times = await repl_cells(scale.cells)
@@ -313,10 +252,10 @@ async def run_all(scale: Scale, work: Path) -> tuple[list[Row], list[str]]:
     rows = [
         Row(f"(a) REPL cell round trip: `ReplProcess.run_cell`, {scale.cells} cells "
             f"alternating `{CELLS[0]}` / `{CELLS[1]}`, 3-document corpus",
-            f"median {_ms(repl_med)}, p95 {_ms(repl_p95)}",
-            f"median {_ms(echo_med)}, p95 {_ms(echo_p95)}: the same JSON frames through "
+            f"median {ms(repl_med)}, p95 {ms(repl_p95)}",
+            f"median {ms(echo_med)}, p95 {ms(echo_p95)}: the same JSON frames through "
             "asyncio pipes to a bare `python -c` process answering a done frame",
-            f"{repl_med / echo_med:.1f}x the floor (+{_ms(repl_med - echo_med)})",
+            f"{repl_med / echo_med:.1f}x the floor (+{ms(repl_med - echo_med)})",
             "<= 10 ms median", "yes" if repl_med <= 0.010 else "**no**"),
         Row(f"(b) Worker start: `ReplProcess.start()` to ready, {len(documents)} documents, "
             f"{text_bytes / MB:,.0f} MB of text in the text cache (best of {RUNS})",
@@ -329,8 +268,8 @@ async def run_all(scale: Scale, work: Path) -> tuple[list[Row], list[str]]:
             "<= 0.5 s", "yes" if big_s <= 0.5 else "**no**"),
     ]
     notes = [
-        "(a) medians by cell: " + ", ".join(f"`{c}` {_ms(t)}" for c, t in by_cell.items())
-        + f"; worst cell {_ms(max(repl_times))}, worst echo {_ms(max(echo_times))}.",
+        "(a) medians by cell: " + ", ".join(f"`{c}` {ms(t)}" for c, t in by_cell.items())
+        + f"; worst cell {ms(max(repl_times))}, worst echo {ms(max(echo_times))}.",
         f"(b) start runs, {text_bytes / MB:,.0f} MB: "
         + ", ".join(f"{t:.3f} s" for t in big_runs) + "; 1-document: "
         + ", ".join(f"{t:.3f} s" for t in tiny_runs)
@@ -355,20 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows, notes = asyncio.run(run_all(scale, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(HOME, ignore_errors=True)
     if args.quick:
         notes.append(f"--quick: {scale.cells} cells, {scale.corpus_bytes / MB:g} MB corpus; "
                      "a smoke run.")
 
-    print()
-    print(machine())
-    print()
-    print(table(rows))
-    print()
-    for note in notes:
-        print(f"- {note}")
-    print(f"\n(benchmark wall time {time.perf_counter() - total_started:.0f} s)",
-          file=sys.stderr)
+    _common.report(rows, notes, total_started)
     return 0
 
 

@@ -30,20 +30,18 @@ root model ever reads.  `--quick` uses 1 MB vs 10 MB.
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
-import platform
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+
+import _common
+from _common import MB, PATHS, USERS, LogMix, Row, log_line, random_ips
 
 # Before anything of the app is imported: keep the user's profile out of it.
-os.environ["RLM_DESKTOP_HOME"] = tempfile.mkdtemp(prefix="rlm-bench-home-")
+os.environ["RLM_DESKTOP_HOME"] = _common.private_home()
 
 from rlm_desktop.corpus.document import Document
 from rlm_desktop.engine.budget import Limits
@@ -51,9 +49,6 @@ from rlm_desktop.engine.run import Run, RunConfig
 from rlm_desktop.engine.trace import TraceEvent
 from rlm_desktop.testing.server import ScriptedServer, message_text
 
-atexit.register(shutil.rmtree, os.environ["RLM_DESKTOP_HOME"], ignore_errors=True)
-
-MB = 1_000_000
 SEED = 0
 SMALL = 1 * MB
 LARGE = 100 * MB
@@ -89,33 +84,10 @@ ROOT_SCRIPT = [
 
 # --------------------------------------------------------------------------- the corpus
 
-USERS = ["root", "admin", "oracle", "test", "ubuntu", "guest", "postgres", "git", "deploy",
-         "www-data", "pi", "user", "ftp", "mysql", "nagios", "support", "jenkins", "backup"]
-HOSTS = [f"node{n:02d}" for n in range(24)]
-PATHS = ["users", "orders", "invoices", "search", "health", "login", "cart", "items/42"]
-MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-
-def _line(rng: random.Random, ips: Sequence[str]) -> str:
-    stamp = (f"{rng.choice(MONTHS)} {rng.randint(1, 28):2d} {rng.randint(0, 23):02d}:"
-             f"{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d} {rng.choice(HOSTS)}")
-    ip, pid, port = rng.choice(ips), rng.randint(1000, 65000), rng.randint(1024, 65535)
-    roll = rng.random()
-    if roll < 0.05:
-        return (f"{stamp} sshd[{pid}]: Failed password for {rng.choice(USERS)} from {ip} "
-                f"port {port} ssh2")
-    if roll < 0.15:
-        return f"{stamp} sshd[{pid}]: Connection closed by {ip} port {port} [preauth]"
-    if roll < 0.25:
-        return (f"{stamp} kernel: [{rng.uniform(0, 99999):.6f}] eth{rng.randint(0, 3)}: "
-                f"link up, {rng.choice((100, 1000, 10000))} Mbps full duplex")
-    if roll < 0.30:
-        return f"{stamp} CRON[{pid}]: (root) CMD (run-parts /etc/cron.hourly)"
-    level = "INFO" if roll < 0.95 else "ERROR"
-    return (f"{stamp} app[{pid}]: {level} request {rng.getrandbits(40):010x} "
-            f"{rng.choice(('GET', 'POST', 'PUT'))} /api/{rng.choice(PATHS)} "
-            f"{rng.choice((200, 200, 200, 201, 304, 404, 500))} {rng.randint(1, 900)}ms "
-            f"user={rng.choice(USERS)}")
+#: sshd, kernel, cron and application lines; ~5% of them failed SSH logins.
+LOG_MIX = LogMix(kinds=((0.05, _common.failed_password), (0.15, _common.connection_closed),
+                        (0.25, _common.link_up), (0.30, _common.cron)),
+                 users=USERS, paths=PATHS, other_level="ERROR")
 
 
 def make_documents(target_bytes: int, seed: int = SEED) -> list[Document]:
@@ -123,9 +95,8 @@ def make_documents(target_bytes: int, seed: int = SEED) -> list[Document]:
     window of a pool of generated lines, so generation is fast and deterministic.  A smaller
     target gives a prefix of the documents of a larger one."""
     rng = random.Random(seed)
-    ips = [f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}."
-           f"{rng.randint(1, 254)}" for _ in range(2_000)]
-    pool = [_line(rng, ips) for _ in range(POOL_LINES)]
+    ips = random_ips(rng, 2_000)
+    pool = [log_line(rng, ips, LOG_MIX) for _ in range(POOL_LINES)]
     pool += pool[:300]
     docs: list[Document] = []
     total = 0
@@ -189,45 +160,6 @@ def measure(docs: list[Document]) -> Measured:
 # --------------------------------------------------------------------------- report
 
 
-@dataclass
-class Row:
-    measurement: str
-    figure: str
-    baseline: str
-    ratio: str
-    target: str
-    met: str
-
-
-def machine() -> str:
-    cpus = os.cpu_count() or 0
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = cpus
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"Machine: {cpus} CPUs ({usable} usable), {model}; Python "
-            f"{platform.python_version()} ({platform.python_implementation()}), "
-            f"{platform.system()} {platform.release()}")
-
-
-def table(rows: Sequence[Row]) -> str:
-    head = ("measurement", "figure", "baseline (measured in this run)", "ratio", "target",
-            "met?")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for r in rows:
-        cells = (r.measurement, r.figure, r.baseline, r.ratio, r.target, r.met)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="1 MB vs 10 MB (smoke run)")
@@ -289,15 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         notes.append("--quick: 1 MB vs 10 MB.")
 
-    print()
-    print(machine())
-    print()
-    print(table(rows))
-    print()
-    for note in notes:
-        print(f"- {note}")
-    print(f"\n(benchmark wall time {time.perf_counter() - total_started:.0f} s)",
-          file=sys.stderr)
+    _common.report(rows, notes, total_started)
     return 0
 
 

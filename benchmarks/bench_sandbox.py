@@ -62,9 +62,9 @@ import asyncio
 import contextlib
 import gc
 import io
+import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -72,22 +72,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# bench_repl's first statement points RLM_DESKTOP_HOME at a fresh temp dir (keeping the
-# user's profile out of it) before anything of the app is imported: import it first and
-# use that home.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_repl
-from bench_grep import make_corpus, write_for_rg
-from bench_repl import CELLS, WARMUP, Row, _ms, _no_call, _no_event, machine, percentile, table
+import _common
+from _common import MB, Row, make_corpus, ms, no_call, no_event, percentile, say
 
-from rlm_desktop.corpus.ingest import ingest
+# Before anything of the app is imported: keep the user's profile out of it (bench_repl
+# does the same on import, and gets the same home).
+os.environ["RLM_DESKTOP_HOME"] = _common.private_home()
+
+import bench_repl
+from bench_repl import CELLS, WARMUP
+
 from rlm_desktop.engine import restricted
 from rlm_desktop.engine.pack import build_pack
 from rlm_desktop.engine.repl import ReplProcess, SandboxPolicy
 from rlm_desktop.engine.replapi import Corpus, make_helpers
 
-HOME = bench_repl.HOME
-MB = 1_000_000
+HOME = os.environ["RLM_DESKTOP_HOME"]
 SEED = 0
 RUNS = 3          # worker starts per mode
 GREP_RUNS = 5     # warm grep cells per worker and query
@@ -146,10 +146,6 @@ def policy(language: bool, os_layer: bool) -> SandboxPolicy:
     return SandboxPolicy(language=language, os=os_layer, minimum="none")
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- the corpus
 
 
@@ -165,26 +161,21 @@ class Reference:
 
 def prepare(work: Path, size: int) -> tuple[dict[str, Any], int, int, Reference]:
     """Generate, write, ingest; returns the pack spec, documents, characters, reference."""
-    _say(f"generating a {size / MB:g} MB corpus (bench_grep.make_corpus) ...")
+    say(f"generating a {size / MB:g} MB corpus (bench_grep.make_corpus) ...")
     blob, entries = make_corpus(size, SEED)
     logs = work / "logs"
     logs.mkdir()
-    write_for_rg(blob, entries, logs)  # 64 files of whole documents: the same lines
-    _say(f"ingesting {len(list(logs.iterdir()))} files into the text cache of {HOME} ...")
+    _common.write_log_files(blob, entries, logs)  # 64 files of whole documents: the same lines
+    say(f"ingesting {len(list(logs.iterdir()))} files into the text cache of {HOME} ...")
     started = time.perf_counter()
-    result = ingest([logs])
-    if result.failed:
-        raise SystemExit(f"ingest failed: {result.failed[0].name}: {result.failed[0].error}")
-    documents = result.documents
-    if not all(d.text_file is not None for d in documents):
-        raise SystemExit("some documents are not in the text cache")
-    _say(f"  ... {time.perf_counter() - started:.1f} s, {len(documents)} documents")
+    documents = _common.cached_documents(logs)
+    say(f"  ... {time.perf_counter() - started:.1f} s, {len(documents)} documents")
     pack = build_pack(documents)
     if pack.temp_dir is not None:
         raise SystemExit("build_pack wrote a pack file: some documents are not cached")
     chars = sum(e["chars"] for e in pack.entries)
 
-    _say("reference: the REPL's grep in this process over the original text ...")
+    say("reference: the REPL's grep in this process over the original text ...")
     reference = Reference()
     corpus = Corpus.from_blob(blob, entries)
     grep = make_helpers(corpus)["grep"]
@@ -227,7 +218,7 @@ async def start_worker(spec: dict[str, Any], language: bool, os_layer: bool
 
 async def timed_cell(repl: ReplProcess, code: str, expect: str | None = None) -> float:
     started = time.perf_counter()
-    result = await repl.run_cell(code, timeout=TIMEOUT, on_call=_no_call, on_event=_no_event)
+    result = await repl.run_cell(code, timeout=TIMEOUT, on_call=no_call, on_event=no_event)
     elapsed = time.perf_counter() - started
     if result.error or result.reset:
         raise SystemExit(f"cell {code[:60]!r} failed: {result.error}")
@@ -259,7 +250,7 @@ async def measure_starts(spec: dict[str, Any], chars: int) -> dict[str, Starts]:
             entry.load.append(float(info["load_s"]))
             if "lockdown_ms" in layers:
                 entry.lockdown_ms.append(float(layers["lockdown_ms"]))
-            _say(f"  (c) start {run + 1}/{RUNS} {label}: {elapsed:.3f} s (load_s "
+            say(f"  (c) start {run + 1}/{RUNS} {label}: {elapsed:.3f} s (load_s "
                  f"{info['load_s']:.3f} s"
                  + (f", lockdown {layers['lockdown_ms']:.1f} ms" if "lockdown_ms" in layers
                     else "") + ")")
@@ -272,17 +263,17 @@ async def measure_cells(workers: dict[str, ReplProcess], documents: int, scale: 
     for label, repl in workers.items():
         for i in range(WARMUP):
             await timed_cell(repl, CELLS[i % 2], expect[CELLS[i % 2]])
-        _say(f"  (b) {label}: warm")
+        say(f"  (b) {label}: warm")
     trivial: dict[str, list[float]] = {label: [] for label in workers}
     for i in range(scale.cells):
         for label, repl in workers.items():
             trivial[label].append(await timed_cell(repl, CELLS[i % 2], expect[CELLS[i % 2]]))
-    _say(f"  (b) {scale.cells} trivial cells per mode done")
+    say(f"  (b) {scale.cells} trivial cells per mode done")
     outputs = set()
     long: dict[str, list[float]] = {label: [] for label in workers}
     for label, repl in workers.items():  # warm-up, and every mode must print the same
-        result = await repl.run_cell(CELL_20, timeout=TIMEOUT, on_call=_no_call,
-                                     on_event=_no_event)
+        result = await repl.run_cell(CELL_20, timeout=TIMEOUT, on_call=no_call,
+                                     on_event=no_event)
         if result.error:
             raise SystemExit(f"{label}: the 20-line cell failed: {result.error}")
         outputs.add(result.stdout)
@@ -291,7 +282,7 @@ async def measure_cells(workers: dict[str, ReplProcess], documents: int, scale: 
     for _ in range(scale.long_cells):
         for label, repl in workers.items():
             long[label].append(await timed_cell(repl, CELL_20))
-    _say(f"  (b) {scale.long_cells} 20-line cells per mode done")
+    say(f"  (b) {scale.long_cells} 20-line cells per mode done")
     return trivial, long
 
 
@@ -329,7 +320,7 @@ async def measure_grep(workers: dict[str, list[ReplProcess]], reference: Referen
                 for label, repls in workers.items():
                     times.warm[query][label][k].append(
                         await timed_cell(repls[k], code, expect))
-        _say(f"  (a) {query}: " + ", ".join(
+        say(f"  (a) {query}: " + ", ".join(
             f"{label} {times.warm_median(query, label) * 1000:.0f} ms" for label in workers))
     return times
 
@@ -427,17 +418,17 @@ def _cell(text: str) -> str:
 
 def _ratio(figure: float, baseline: float) -> str:
     return f"{figure / baseline:.2f}x ({'+' if figure >= baseline else '-'}" \
-           f"{_ms(abs(figure - baseline))})"
+           f"{ms(abs(figure - baseline))})"
 
 
 async def run_all(scale: Scale, work: Path) -> tuple[list[Row], list[str]]:
     spec, documents, chars, reference = prepare(work, scale.corpus_bytes)
     size = f"{chars / MB:,.0f} MB"
 
-    _say("(c) worker starts ...")
+    say("(c) worker starts ...")
     starts = await measure_starts(spec, chars)
 
-    _say("(a, b) one worker per mode ...")
+    say("(a, b) one worker per mode ...")
     workers: dict[str, list[ReplProcess]] = {label: [] for label, _, _ in MODES}
     try:
         for _ in range(GREP_WORKERS):
@@ -451,7 +442,7 @@ async def run_all(scale: Scale, work: Path) -> tuple[list[Row], list[str]]:
         for repls in workers.values():
             for repl in repls:
                 await repl.close()
-    _say("(b) the protocol's floor (bench_repl's echo process) and compile costs ...")
+    say("(b) the protocol's floor (bench_repl's echo process) and compile costs ...")
     echo = await bench_repl.echo_cells(scale.cells)
     compiles = compile_costs()
     guarded_s, plain_s = exec_costs()
@@ -464,8 +455,8 @@ async def run_all(scale: Scale, work: Path) -> tuple[list[Row], list[str]]:
             f"(a) grep in the worker, {size}: cell `hits = {_cell(call)}`; `print(len(hits))` "
             f"({reference.hits[query]:,} hits); median of {GREP_RUNS} warm runs on each of "
             f"{GREP_WORKERS} workers per mode, after one cold run each",
-            f"{_ms(w)} (cold {_ms(grep.cold_median(query, conf))})",
-            f"unconfined {_ms(b)} (cold {_ms(grep.cold_median(query, base))})",
+            f"{ms(w)} (cold {ms(grep.cold_median(query, conf))})",
+            f"unconfined {ms(b)} (cold {ms(grep.cold_median(query, base))})",
             _ratio(w, b), "confined <= 1.1x", "yes" if w <= 1.1 * b else "**no**"))
     for name, times in ((f"{scale.cells} trivial cells alternating `{CELLS[0]}` / "
                          f"`{CELLS[1]}`", trivial),
@@ -473,8 +464,8 @@ async def run_all(scale: Scale, work: Path) -> tuple[list[Row], list[str]]:
         m, mb = statistics.median(times[conf]), statistics.median(times[base])
         rows.append(Row(
             f"(b) REPL cell round trip, {name}",
-            f"median {_ms(m)}, p95 {_ms(percentile(times[conf], 0.95))}",
-            f"unconfined: median {_ms(mb)}, p95 {_ms(percentile(times[base], 0.95))}",
+            f"median {ms(m)}, p95 {ms(percentile(times[conf], 0.95))}",
+            f"unconfined: median {ms(mb)}, p95 {ms(percentile(times[base], 0.95))}",
             _ratio(m, mb), "<= 10 ms median", "yes" if m <= 0.010 else "**no**"))
     sc, sb = starts[conf], starts[base]
     lock = sc.lockdown_ms
@@ -498,29 +489,29 @@ async def run_all(scale: Scale, work: Path) -> tuple[list[Row], list[str]]:
     notes = [
         "(a) warm medians by mode: " + "; ".join(
             f"{query}: " + modes_line({label: grep.warm_median(query, label)
-                                       for label, _, _ in MODES}, _ms)
+                                       for label, _, _ in MODES}, ms)
             for query, _ in QUERIES) + ".",
         "(a) warm medians of each worker, confined | unconfined: " + "; ".join(
-            f"{query}: " + ", ".join(_ms(t) for t in grep.per_worker(query, conf)) + " | "
-            + ", ".join(_ms(t) for t in grep.per_worker(query, base))
+            f"{query}: " + ", ".join(ms(t) for t in grep.per_worker(query, conf)) + " | "
+            + ", ".join(ms(t) for t in grep.per_worker(query, base))
             for query, _ in QUERIES) + ".",
         "(a) the same calls in this process over the original text (no worker, no frames): "
-        + "; ".join(f"{q} {_ms(reference.warm[q])} warm, {_ms(reference.cold[q])} cold"
+        + "; ".join(f"{q} {ms(reference.warm[q])} warm, {ms(reference.cold[q])} cold"
                     for q, _ in QUERIES) + ".",
         "(b) trivial cells, medians by mode: "
-        + modes_line({k: statistics.median(v) for k, v in trivial.items()}, _ms)
+        + modes_line({k: statistics.median(v) for k, v in trivial.items()}, ms)
         + f"; the protocol's floor (bench_repl's echo process): median "
-        f"{_ms(statistics.median(echo))}, p95 {_ms(percentile(echo, 0.95))}.",
+        f"{ms(statistics.median(echo))}, p95 {ms(percentile(echo, 0.95))}.",
         "(b) 20-line cell, medians by mode: "
-        + modes_line({k: statistics.median(v) for k, v in long.items()}, _ms) + ".",
+        + modes_line({k: statistics.median(v) for k, v in long.items()}, ms) + ".",
         "(b) compile alone, in this process (median of 200): " + "; ".join(
-            f"{name}: RestrictedPython `compile_cell` {_ms(r)}, `ast.parse` + `compile` "
-            f"{_ms(p)} (+{_ms(r - p)})" for name, (r, p) in compiles.items())
+            f"{name}: RestrictedPython `compile_cell` {ms(r)}, `ast.parse` + `compile` "
+            f"{ms(p)} (+{ms(r - p)})" for name, (r, p) in compiles.items())
         + f"; running the compiled 20-line cell (median of 200): under the guards "
-        f"{_ms(guarded_s)}, plain exec {_ms(plain_s)} (+{_ms(guarded_s - plain_s)}).",
+        f"{ms(guarded_s)}, plain exec {ms(plain_s)} (+{ms(guarded_s - plain_s)}).",
         f"(b) a loop `for h in hits: n += len(h.text)` over {reference.loop[0]:,} grep hits, "
-        f"in this process (median of 5): under the guards {_ms(reference.loop[1])}, plain "
-        f"exec {_ms(reference.loop[2])} ({reference.loop[1] / reference.loop[2]:.1f}x; "
+        f"in this process (median of 5): under the guards {ms(reference.loop[1])}, plain "
+        f"exec {ms(reference.loop[2])} ({reference.loop[1] / reference.loop[2]:.1f}x; "
         f"{(reference.loop[1] - reference.loop[2]) / max(reference.loop[0], 1) * 1e6:.2f} "
         "µs per guarded attribute read).",
         "(c) starts by mode, best / median (worker load_s median): " + ", ".join(
@@ -531,12 +522,12 @@ async def run_all(scale: Scale, work: Path) -> tuple[list[Row], list[str]]:
         + "; lockdown_ms: " + ", ".join(f"{v:.1f}" for v in lock) + ".",
         "(c) where the confined start's extra time goes (medians of the worker's load_s): "
         f"language layer (RestrictedPython import, guarded namespace) "
-        f"+{_ms(load['language only'] - load['unconfined'])}; OS layer "
-        f"+{_ms(load['OS only'] - load['unconfined'])}, of which the lockdown itself "
+        f"+{ms(load['language only'] - load['unconfined'])}; OS layer "
+        f"+{ms(load['OS only'] - load['unconfined'])}, of which the lockdown itself "
         f"(rlimits, no_new_privs, Landlock, seccomp) {statistics.median(lock):.1f} ms and the "
         "rest importing every allowed module (and RestrictedPython, whose proxies they "
         "get) before it; both together "
-        f"+{_ms(load['confined'] - load['unconfined'])} (not the sum: both import "
+        f"+{ms(load['confined'] - load['unconfined'])} (not the sum: both import "
         "RestrictedPython).",
     ]
     return rows, notes
@@ -554,19 +545,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows, notes = asyncio.run(run_all(scale, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(HOME, ignore_errors=True)
     if args.quick:
         notes.append(f"--quick: {scale.cells} cells, {scale.long_cells} long cells, "
                      f"{scale.corpus_bytes / MB:g} MB corpus; a smoke run.")
 
-    print()
-    print(machine())
-    print()
-    print(table(rows))
-    print()
-    for note in notes:
-        print(f"- {note}")
-    _say(f"\n(benchmark wall time {time.perf_counter() - total_started:.0f} s)")
+    _common.report(rows, notes, total_started)
     return 0
 
 
