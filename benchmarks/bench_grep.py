@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("generating the corpus ...", file=sys.stderr, flush=True)
     blob, entries = make_corpus(size, args.seed)
     started = time.perf_counter()
-    Corpus.from_blob(blob, entries)
+    Corpus._from_blob(blob, entries)
     build = time.perf_counter() - started
     rg = shutil.which("rg")
     rg_version = None
@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_log_files(blob, entries, Path(tmp))
         for label, pattern, ignore_case, target in QUERIES:
             print(f"{label}: grep ...", file=sys.stderr, flush=True)
-            corpus = Corpus.from_blob(blob, entries)  # fresh: the first call is cold
+            corpus = Corpus._from_blob(blob, entries)  # fresh: the first call is cold
             grep = make_helpers(corpus)["grep"]
             cold, hits = _best(1, lambda: grep(pattern, ignore_case=ignore_case))  # noqa: B023
             warm, again = _best(5, lambda: grep(pattern, ignore_case=ignore_case))  # noqa: B023

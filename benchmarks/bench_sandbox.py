@@ -177,7 +177,7 @@ def prepare(work: Path, size: int) -> tuple[dict[str, Any], int, int, Reference]
 
     say("reference: the REPL's grep in this process over the original text ...")
     reference = Reference()
-    corpus = Corpus.from_blob(blob, entries)
+    corpus = Corpus._from_blob(blob, entries)
     grep = make_helpers(corpus)["grep"]
     for label, call in QUERIES:
         started = time.perf_counter()
@@ -381,7 +381,7 @@ def exec_costs(runs: int = 200) -> tuple[float, float]:
     import collections
 
     blob, entries = make_corpus(1, SEED)  # one document
-    corpus = Corpus.from_blob(blob, entries[:1])
+    corpus = Corpus._from_blob(blob, entries[:1])
     out = io.StringIO()
     guarded_ns = restricted.restricted_globals({"context": corpus}, write=out.write)
     guarded_ns["collections"] = guarded_ns["__builtins__"]["__import__"]("collections")

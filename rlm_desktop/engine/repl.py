@@ -22,10 +22,11 @@ from typing import Any
 
 from rlm_desktop.confine import worker_process_options
 from rlm_desktop.corpus.worker import JSON_FRAME, MAX_FRAME
-from rlm_desktop.engine.frames import FrameError, check_worker_frame
+from rlm_desktop.engine.frames import FrameError, check_worker_frame, size_limit
 
 _HEADER = struct.Struct(">IB")
 
+EVENTS_PER_CELL = 1000  # helper calls traced one by one per cell
 START_TIMEOUT = 60.0  # seconds for a worker to load its corpus and lock itself down
 CallHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 EventHandler = Callable[[dict[str, Any]], None]
@@ -175,16 +176,20 @@ class ReplProcess:
             header = await self._proc.stdout.readexactly(_HEADER.size)
             length, kind = _HEADER.unpack(header)
             if length > MAX_FRAME or kind != JSON_FRAME:
-                raise ReplError("the REPL worker sent a malformed frame")
+                return {"op": "invalid", "reason": "a malformed frame header"}
             payload = await self._proc.stdout.readexactly(length)
         except (asyncio.IncompleteReadError, ConnectionError):
             return None
         try:
-            message = json.loads(payload)
-        except ValueError as exc:
-            raise ReplError("the REPL worker sent a frame that is not JSON") from exc
+            message = json.loads(payload, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            return {"op": "invalid", "reason": "a frame that is not valid JSON"}
         if not isinstance(message, dict) or not isinstance(message.get("op"), str):
-            raise ReplError("the REPL worker sent a frame without an op")
+            return {"op": "invalid", "reason": "a frame without an op"}
+        limit = size_limit(message["op"])
+        if limit is not None and len(payload) > limit:
+            return {"op": "invalid", "reason": f"a {message['op']!r} frame of "
+                                               f"{len(payload):,} bytes"}
         return message
 
     async def run_cell(self, code: str, *, timeout: float, on_call: CallHandler,
@@ -200,6 +205,7 @@ class ReplProcess:
             await self._cleanup()
             await self.start()
         self._reset_reported = False
+        events = 0
         active = 0.0
         mark = time.monotonic()
         try:
@@ -225,7 +231,9 @@ class ReplProcess:
                                                active + time.monotonic() - mark)
                 op = message["op"]
                 if op == "event":
-                    on_event(message)
+                    events += 1
+                    if events <= EVENTS_PER_CELL:  # the worker caps them too, if honest
+                        on_event(message)
                 elif op == "call":
                     active += time.monotonic() - mark
                     value = await on_call(message)
@@ -234,7 +242,8 @@ class ReplProcess:
                 elif op == "done":
                     active += time.monotonic() - mark
                     final = message.get("final")
-                    self.events_dropped = int(message.get("events_dropped") or 0)
+                    self.events_dropped = max(int(message.get("events_dropped") or 0),
+                                              events - EVENTS_PER_CELL)
                     return CellResult(notice + str(message.get("stdout") or ""),
                                       message.get("error"),
                                       final if isinstance(final, dict) else None,
@@ -312,6 +321,10 @@ class ReplProcess:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), 2)
         await self._cleanup()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a frame")
 
 
 async def _resident_bytes(pid: int) -> int | None:

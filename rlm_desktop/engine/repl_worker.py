@@ -122,10 +122,10 @@ class Worker:
 
         started = time.perf_counter()
         blob, entries = load_pack(message["pack"])
-        corpus = Corpus.from_blob(blob, entries)
+        corpus = Corpus._from_blob(blob, entries)
         spans = message.get("spans")
         if spans:
-            corpus = corpus.view([tuple(s) for s in spans])
+            corpus = corpus._view([tuple(s) for s in spans])
         self.corpus = corpus
         sandbox = message.get("sandbox") or {}
         self.language = bool(sandbox.get("language", True))
@@ -403,30 +403,25 @@ def _citations(corpus: Any, sources: Any) -> list[dict[str, Any]]:
 
 
 def _citation_of(corpus: Any, item: Any) -> list[dict[str, Any]]:
-    from rlm_desktop.engine.replapi import Chunk, Excerpt, Hit, Source
+    """Where a source lies: {"doc_index", "start", "end", "kind"} only. The parent rebuilds
+    name, path, page, line and text from its own documents, so a citation can only ever
+    show real text of a real document of the corpus."""
+    from rlm_desktop.engine.replapi import Chunk, Hit
 
     if isinstance(item, Hit):
-        return [{"document": item.doc, "doc_index": item.doc_index, "page": item.page,
-                 "line": item.line, "text": item.text[:500], "start": item.start,
-                 "end": item.end}]
-    sources: tuple[Source, ...] = ()
+        return [{"doc_index": item.doc_index, "start": item.start, "end": item.end,
+                 "kind": "line"}]
     if isinstance(item, Chunk):
-        sources = item.sources[:50]
-    elif isinstance(item, Excerpt):
-        sources = (item.source,)
-    elif corpus is not None and hasattr(item, "text") and hasattr(item, "name"):
-        spans = corpus.spans_of(item)  # a whole Document of the corpus
-        root = corpus._root
-        sources = tuple(root.source(i, start, end) for i, start, end in spans[:1])
-    out = []
-    for source in sources:
-        root = corpus._root
-        base = root.starts[source.doc_index]
-        text = root.blob[base + source.start: base + min(source.end, source.start + 300)]
-        out.append({"document": source.doc, "doc_index": source.doc_index,
-                    "page": source.page, "line": source.line, "text": text,
-                    "start": source.start, "end": source.end})
-    return out
+        return [{"doc_index": s.doc_index, "start": s.start, "end": s.end, "kind": "span"}
+                for s in item.sources[:50]]
+    if corpus is None:
+        return []
+    try:
+        spans = corpus.spans_of(item)  # documents, excerpts, sources, indices, names
+    except (TypeError, ValueError, KeyError, IndexError):
+        return []
+    return [{"doc_index": i, "start": start, "end": end, "kind": "span"}
+            for i, start, end in spans[:50]]
 
 
 def _die_with_parent() -> None:

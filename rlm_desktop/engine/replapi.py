@@ -2,7 +2,7 @@
 
 Runs inside the sandboxed worker (pure Python, Qt-free, no I/O). The worker receives every
 document text back to back in one string (the *blob*) and builds a `Corpus` over it with
-`Corpus.from_blob`; documents are `rlm_desktop.corpus.document.Document` objects whose text is
+`Corpus._from_blob`; documents are `rlm_desktop.corpus.document.Document` objects whose text is
 sliced from the blob on first use. `make_helpers` returns the three helper functions the worker
 puts in the model's namespace; each call is recorded as one trace node.
 
@@ -283,7 +283,7 @@ class Corpus(Sequence[Item]):
         self._stream: list[int] | None = None
 
     @classmethod
-    def from_blob(cls, blob: str, entries: Sequence[dict[str, Any]]) -> Corpus:
+    def _from_blob(cls, blob: str, entries: Sequence[dict[str, Any]]) -> Corpus:
         """A corpus over `blob` (all texts back to back, "\\n" between them); entries[i] has
         id, name, path, kind, meta, start, end (offsets in blob), page_starts (relative to the
         document). Texts are sliced from the blob only when a document's .text is read."""
@@ -387,7 +387,7 @@ class Corpus(Sequence[Item]):
 
     # ----------------------------------------------------------------- views and targets
 
-    def view(self, spans: Sequence[tuple[int, int, int]]) -> Corpus:
+    def _view(self, spans: Sequence[tuple[int, int, int]]) -> Corpus:
         """A sub-corpus of (doc_index, start, end) spans of the root corpus: a whole document
         stays that Document, part of one becomes an Excerpt."""
         root = self._root
@@ -408,7 +408,17 @@ class Corpus(Sequence[Item]):
     def spans_of(self, target: Any) -> list[Span]:
         """Spans of a target: None (everything), a Document, an Excerpt, an index or a name
         in this corpus, a Hit (its line), a Chunk (its sources), a Source, a Corpus, or a
-        list of those."""
+        list of those. Every span is checked against the documents it names."""
+        root = self._root
+        spans = self._spans_of(target)
+        for index, start, end in spans:
+            if not (0 <= index < len(root.docs)
+                    and 0 <= start <= end <= root.ends[index] - root.starts[index]):
+                raise ValueError(f"that target points outside the corpus "
+                                 f"(document {index}, {start}..{end})")
+        return spans
+
+    def _spans_of(self, target: Any) -> list[Span]:
         root = self._root
         if target is None:
             return list(self._spans)
@@ -429,6 +439,8 @@ class Corpus(Sequence[Item]):
             index = root.index_of(target)
             return [(index, 0, root.ends[index] - root.starts[index])]
         if isinstance(target, Excerpt):
+            if target._root is not root:
+                raise ValueError("that excerpt is not part of this corpus")
             return [(target.doc_index, target.start, target.end)]
         if isinstance(target, Hit):
             base, blob = root.starts[target.doc_index], root.blob
@@ -439,7 +451,7 @@ class Corpus(Sequence[Item]):
         if isinstance(target, Source):
             return [(target.doc_index, target.start, target.end)]
         if isinstance(target, list | tuple | set | frozenset | range):
-            return [span for item in target for span in self.spans_of(item)]
+            return [span for item in target for span in self._spans_of(item)]
         raise TypeError(
             f"cannot use a {type(target).__name__} as a target: give None (the whole context), "
             "a document, its index or name, a Hit, a Chunk, or a list of those"
@@ -492,16 +504,23 @@ class Corpus(Sequence[Item]):
 # ---------------------------------------------------------------------------- helpers
 
 
+_TRACE_TEXT = 1000  # characters of a helper's argument kept in its trace node
+
+
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, int | bool):
         return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else repr(value)
+    if isinstance(value, str):
+        return value if len(value) <= _TRACE_TEXT else value[:_TRACE_TEXT] + "…"
     return repr(value)[:200]
 
 
 def _describe(corpus: Corpus, target: Any) -> Any:
     """A target as a small JSON value for the trace: names, not objects."""
     if target is None or isinstance(target, str):
-        return target
+        return _jsonable(target)
     if isinstance(target, bool):
         return target
     if isinstance(target, int):
@@ -569,7 +588,7 @@ def _peek(corpus: Corpus, target: Any, start: int, length: int) -> str:
         begin = max(lo, hi + start) if start < 0 else min(hi, lo + start)
         return root.blob[begin : min(begin + length, hi)] + note
     shown = corpus if target is None else (
-        target if isinstance(target, Corpus) else corpus.view(corpus.spans_of(target)))
+        target if isinstance(target, Corpus) else corpus._view(corpus.spans_of(target)))
     total = shown.stream_length()
     begin = max(0, total + start) if start < 0 else start
     return shown.stream_slice(begin, begin + length) + note

@@ -112,12 +112,21 @@ _EXCLUDED: dict[str, frozenset[str]] = {
     # singledispatch evaluates string annotations with eval.
     "functools": frozenset({"update_wrapper", "wraps", "singledispatch",
                             "singledispatchmethod"}),
-    # get_type_hints / ForwardRef evaluation run strings as unrestricted code; ABCMeta makes
-    # classes from any dict; the overload registry reaches functions of other modules.
-    "typing": frozenset({"get_type_hints", "ForwardRef", "evaluate_forward_ref", "ABCMeta",
-                         "get_overloads", "clear_overloads"}),
     # calendar.main is the command line: argparse, sys.argv, sys.exit, sys.stdout.buffer.
     "calendar": frozenset({"main", "different_locale"}),
+}
+
+#: Allowed modules of which only these names are exposed. typing: the names model code
+#: imports for annotations (which the REPL drops anyway). Not the rest: get_type_hints /
+#: ForwardRef run strings as code, ABCMeta/NamedTuple/TypedDict/NewType build classes,
+#: get_origin/get_args/Type hand out `type` itself (`typing.get_origin(typing.Type[int])`,
+#: `typing.Type[int](x)` is `type(x)`), the overload registry reaches other modules.
+_ONLY: dict[str, frozenset[str]] = {
+    "typing": frozenset({
+        "Any", "Callable", "Counter", "DefaultDict", "Deque", "Dict", "FrozenSet", "Iterable",
+        "Iterator", "List", "Literal", "Mapping", "Optional", "Sequence", "Set", "Tuple",
+        "Union", "cast", "TYPE_CHECKING",
+    }),
 }
 
 #: Builtins model code gets. print is handled by the print collector (RestrictedPython turns
@@ -162,7 +171,8 @@ _FORBIDDEN_OBJECTS = tuple(getattr(builtins, name) for name in (
 _FORBIDDEN_IDS = frozenset(id(o) for o in _FORBIDDEN_OBJECTS)
 _FORBIDDEN_TYPES = (types.FrameType, types.CodeType, types.TracebackType, types.CellType)
 #: Attribute names refused at run time besides those starting with "_".
-_FORBIDDEN_ATTRIBUTES = INSPECT_ATTRIBUTES | {"cell_contents", "f_lineno", "tb_lasti"}
+#: `mro` is public on every class: `ValueError.mro()[-2]` is BaseException, `[-1]` object.
+_FORBIDDEN_ATTRIBUTES = INSPECT_ATTRIBUTES | {"cell_contents", "f_lineno", "tb_lasti", "mro"}
 
 #: Set in the namespace of every class defined by model code (model code cannot name it).
 _MODEL_CLASS_MARK = "_rlm_repl_class_"
@@ -259,6 +269,22 @@ class _Policy(RestrictingNodeTransformer):
         new = ast.Assign(targets=[node.target], value=node.value)
         copy_locations(new, node)
         return self.visit(new)
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        # Every call becomes `_call_(f, ...)`, which checks the callable and its result
+        # (RestrictedPython has no call hook; it rewrites only *args/**kwargs calls, to
+        # `_apply_(f, ...)`, which we route through `_call_` as well).
+        new = super().visit_Call(node)
+        if not isinstance(new, ast.Call):
+            return new
+        func = new.func
+        if isinstance(func, ast.Name) and func.id == "_apply_":
+            func.id = "_call_"
+            return new
+        new.args.insert(0, func)
+        new.func = ast.Name("_call_", ast.Load())
+        copy_locations(new.func, func)
+        return new
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> Any:
         args = node.args
@@ -399,9 +425,18 @@ def _check_name_str(name: Any) -> str:
     return name
 
 
+def _namedtuple(typename: str, field_names: Any, **kwargs: Any) -> Any:
+    """collections.namedtuple making a class of the REPL (it may be handed to model code)."""
+    kwargs.setdefault("module", "__repl__")
+    cls = collections.namedtuple(typename, field_names, **kwargs)  # type: ignore[misc]
+    setattr(cls, _MODEL_CLASS_MARK, True)
+    return cls
+
+
 _REPLACEMENTS: dict[tuple[str, str], Any] = {
     ("operator", "attrgetter"): _attrgetter,
     ("operator", "methodcaller"): _methodcaller,
+    ("collections", "namedtuple"): _namedtuple,
 }
 
 
@@ -416,9 +451,12 @@ def module_proxy(name: str) -> Any:
     public = getattr(module, "__all__", None)
     names = list(public) if isinstance(public, list | tuple) else dir(module)
     excluded = _EXCLUDED.get(name, frozenset())
+    only = _ONLY.get(name)
     attrs: dict[str, Any] = {}
     for attr in names:
         if type(attr) is not str or attr.startswith("_") or attr in excluded:
+            continue
+        if only is not None and attr not in only:
             continue
         try:
             value = getattr(module, attr)
@@ -427,9 +465,13 @@ def module_proxy(name: str) -> Any:
         if isinstance(value, types.ModuleType):
             continue  # allowed submodules are added below; other modules never
         if (type(value).__name__ == "PyCapsule" or id(value) in _FORBIDDEN_IDS
-                or isinstance(value, _FORBIDDEN_TYPES)):
+                or isinstance(value, _FORBIDDEN_TYPES)
+                or (isinstance(value, type) and _is_dangerous_class(value))):
             continue
-        attrs[attr] = _REPLACEMENTS.get((name, attr), value)
+        value = _REPLACEMENTS.get((name, attr), value)
+        if isinstance(value, type):
+            _EXPOSED_CLASS_IDS.add(id(value))
+        attrs[attr] = value
     for sub in ALLOWED_MODULES:
         parent, _, leaf = sub.rpartition(".")
         if parent == name:
@@ -470,8 +512,37 @@ def _guarded_import(name: Any, globals: Any = None, locals: Any = None,
 
 # -- guards ---------------------------------------------------------------------------------
 
+def _is_dangerous_class(cls: type) -> bool:
+    """Classes never handed to model code: `type` and other metaclasses (they build classes
+    with any special method), `object`, the BaseExceptions that are not Exceptions (`except
+    BaseException:` would catch the worker's FINAL signal and its limits), and the classes of
+    this package (Hit, Chunk, Source, Corpus, ...: forged results)."""
+    if cls is object or issubclass(cls, type):
+        return True
+    if issubclass(cls, BaseException) and not issubclass(cls, Exception):
+        return True
+    module = type.__dict__["__module__"].__get__(cls)
+    return type(module) is not str or module.partition(".")[0] == "rlm_desktop"
+
+
+#: ids of the classes model code can name: safe builtins and module proxies' attributes.
+_EXPOSED_CLASS_IDS: set[int] = set()
+
+
+def _check_class(cls: type) -> None:
+    """A class may reach model code only if model code made it or can name it anyway."""
+    if _is_model_object(cls):
+        return
+    if id(cls) not in _EXPOSED_CLASS_IDS and len(_PROXIES) < len(ALLOWED_MODULES):
+        preload_modules()  # the class may belong to a module not imported yet
+    if id(cls) in _EXPOSED_CLASS_IDS and not _is_dangerous_class(cls):
+        return
+    raise RestrictedAttributeError(
+        f"the class {cls.__name__!r} is not accessible in the REPL here")
+
+
 def _check_value(value: Any) -> Any:
-    """What an attribute or item read may return to model code."""
+    """What an attribute read, item read, iteration or call may hand to model code."""
     if isinstance(value, types.ModuleType):
         name = getattr(value, "__name__", None)
         if type(name) is str and name in ALLOWED_MODULES:
@@ -481,6 +552,8 @@ def _check_value(value: Any) -> Any:
     if isinstance(value, _FORBIDDEN_TYPES) or id(value) in _FORBIDDEN_IDS:
         raise RestrictedAttributeError(
             f"{type(value).__name__} objects are not accessible in the REPL")
+    if isinstance(value, type):
+        _check_class(value)
     return value
 
 
@@ -622,9 +695,36 @@ def _inplaceattr(op: str, obj: Any, name: str, value: Any) -> None:
     setattr(target, name, _INPLACE[op](_guarded_getattr(obj, name), value))
 
 
-def _apply(function: Any, *args: Any, **kwargs: Any) -> Any:
-    """Calls with *args or **kwargs."""
-    return function(*args, **kwargs)
+def _guarded_call(function: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """Every call in model code (`f(a, *b, k=c)` is compiled to `_call_(f, a, *b, k=c)`): the
+    callable and what it returns go through the same check as attribute reads."""
+    kind = type(function)
+    if kind is not types.FunctionType and kind is not types.MethodType:
+        _check_value(function)
+    value = function(*args, **kwargs)
+    if type(value) in _PLAIN_TYPES:
+        return value
+    return _check_value(value)
+
+
+_apply = _guarded_call
+
+#: Iterables whose items need no check.
+_PLAIN_ITERABLES = frozenset({range, str, bytes, bytearray})
+
+
+def _checked_items(iterator: Iterator[Any]) -> Iterator[Any]:
+    plain = _PLAIN_TYPES
+    check = _check_value
+    for item in iterator:
+        yield item if type(item) in plain else check(item)
+
+
+def _guarded_iter(obj: Any) -> Iterator[Any]:
+    """`for x in obj` (and comprehensions, unpacking) in model code: every item is checked."""
+    if type(obj) in _PLAIN_ITERABLES:
+        return iter(obj)
+    return _checked_items(iter(obj))
 
 
 def _model_class(name: str, bases: tuple[Any, ...], namespace: dict[str, Any],
@@ -673,13 +773,14 @@ _BUILTINS: dict[str, Any] = {name: getattr(builtins, name) for name in _SAFE_BUI
 _BUILTINS.update({name: _unavailable(name, hint) for name, hint in _UNAVAILABLE.items()})
 _BUILTINS["__import__"] = _guarded_import
 _BUILTINS["__build_class__"] = builtins.__build_class__
+_EXPOSED_CLASS_IDS.update(id(v) for v in _BUILTINS.values() if isinstance(v, type))
 
 #: The names restricted_globals adds besides the helpers (model code cannot rebind them:
 #: they start with "_").
 SCAFFOLDING_NAMES = frozenset({
     "__builtins__", "__name__", "__metaclass__", "_getattr_", "_getitem_", "_getiter_",
     "_iter_unpack_sequence_", "_unpack_sequence_", "_write_", "_inplacevar_", "_inplaceitem_",
-    "_inplaceattr_", "_apply_", "_print_", "_print",
+    "_inplaceattr_", "_apply_", "_call_", "_print_", "_print",
 })
 
 
@@ -706,7 +807,8 @@ def restricted_globals(helpers: Mapping[str, Any], *,
         "__metaclass__": _model_class,
         "_getattr_": _guarded_getattr,
         "_getitem_": _guarded_getitem,
-        "_getiter_": iter,
+        "_getiter_": _guarded_iter,
+        "_call_": _guarded_call,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_unpack_sequence_": guarded_unpack_sequence,
         "_write_": _guarded_write,

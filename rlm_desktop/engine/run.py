@@ -85,6 +85,10 @@ class RunResult:
         return data
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class _Stop(Exception):
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
@@ -230,16 +234,31 @@ class Run:
         return str(exc) or type(exc).__name__
 
     def _with_paths(self, citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Citations rebuilt from our own documents: the worker only says where (document
+        index and offsets), and anything that does not fit a real document is dropped."""
         out = []
         for c in citations:
-            index = c.get("doc_index")
-            doc = self.documents[index] if isinstance(index, int) and 0 <= index < len(
-                self.documents) else None
-            out.append({"document": c.get("document"),
-                        "path": doc.path if doc else c.get("path"),
-                        "page": c.get("page"), "line": c.get("line"),
-                        "text": c.get("text", ""), "start": c.get("start"),
-                        "end": c.get("end")})
+            raw = (c.get("doc_index"), c.get("start"), c.get("end"))
+            if not all(_is_int(v) for v in raw):
+                continue
+            index, start, end = (int(v or 0) for v in raw)
+            if not 0 <= index < len(self.documents):
+                continue
+            doc = self.documents[index]
+            try:
+                text = doc.text
+            except (OSError, UnicodeDecodeError):
+                continue
+            if not 0 <= start <= end <= len(text):
+                continue
+            location = doc.location(start)
+            if c.get("kind") == "line":
+                line_start, line_end = doc.index.line_span(start)
+                shown = text[line_start:line_end][:500]
+            else:
+                shown = text[start:min(end, start + 300)]
+            out.append({"document": doc.name, "path": doc.path, "page": location.page,
+                        "line": location.line, "text": shown, "start": start, "end": end})
         return out
 
     # -- model calls (shared by every RLM of the run) --------------------------------------
@@ -507,6 +526,11 @@ class _Rlm:
         if not spans:
             return ("[error: rlm_query was given an empty target (no documents, hits or "
                     "chunks); pass None for the whole corpus]")
+        assert run._pack is not None
+        entries = run._pack.entries
+        if not all(s[0] < len(entries) and s[2] <= int(entries[s[0]].get("chars") or 0)
+                   for s in spans):
+            return "[error: rlm_query was given a target outside the corpus]"
         try:
             run.ledger.take_subcalls(1)
         except BudgetExhausted as exc:

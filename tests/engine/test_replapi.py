@@ -43,7 +43,7 @@ def corpus_of(docs: Sequence[tuple[str, str, str]],
                         "meta": {"n": i}, "start": pos, "end": pos + len(text),
                         "page_starts": (page_starts or {}).get(i)})
         pos += len(text) + 1
-    return Corpus.from_blob("\n".join(text for _, _, text in docs), entries)
+    return Corpus._from_blob("\n".join(text for _, _, text in docs), entries)
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def reference_grep(corpus: Corpus, pattern: str, ignore_case: bool,
         else:
             merged.append([i, a, b])
     out = []
-    for item in corpus.view([(i, a, b) for i, a, b in merged]):
+    for item in corpus._view([(i, a, b) for i, a, b in merged]):
         text, base = item.text, offset_of(item)
         document = item.document if isinstance(item, Excerpt) else item
         pos = 0
@@ -155,9 +155,9 @@ def test_from_blob_is_fast_for_10000_entries() -> None:
         entries.append({"id": str(i), "name": f"d{i}.txt", "path": f"/d{i}.txt", "kind": "text",
                         "meta": {}, "start": pos, "end": pos + len(text), "page_starts": None})
         pos += len(text) + 1
-    best = min(_timed(lambda: Corpus.from_blob(blob, entries)) for _ in range(3))
+    best = min(_timed(lambda: Corpus._from_blob(blob, entries)) for _ in range(3))
     assert best < 0.1  # the contract is 50 ms; leave room for a loaded CI machine
-    assert Corpus.from_blob(blob, entries)[9_999].text == texts[-1]
+    assert Corpus._from_blob(blob, entries)[9_999].text == texts[-1]
 
 
 def _timed(fn: Any) -> float:
@@ -168,7 +168,7 @@ def _timed(fn: Any) -> float:
 
 def test_from_blob_rejects_spans_outside_the_blob() -> None:
     with pytest.raises(ValueError, match="outside the blob"):
-        Corpus.from_blob("abc", [{"name": "x", "start": 0, "end": 9}])
+        Corpus._from_blob("abc", [{"name": "x", "start": 0, "end": 9}])
 
 
 # -------------------------------------------------------------------------------- grep
@@ -318,7 +318,7 @@ def _targets(draw: st.DrawFn, corpus: Corpus) -> Any:
         length = len(corpus[i].text)
         a = draw(st.integers(0, length))
         spans.append((i, a, draw(st.integers(a, length))))
-    return corpus.view(spans)
+    return corpus._view(spans)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -344,7 +344,7 @@ def test_grep_in_a_view_of_adjacent_excerpts(texts: list[str], data: st.DataObje
         cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=3)))
         bounds = [0, *cuts, len(text)]
         spans.extend((i, a, b) for a, b in pairwise(bounds))
-    view = corpus.view(spans)
+    view = corpus._view(spans)
     pattern = data.draw(st.sampled_from(["a", "ab|b", "^a", "b$", "$", "a\\nb", "x*", "a*"]))
     hits = make_helpers(view)["grep"](pattern)
     expected = reference_grep(corpus, pattern, False, view)
@@ -535,7 +535,7 @@ def test_chunks_are_strings_with_sources(helpers: dict[str, Any]) -> None:
 def test_views_keep_original_provenance(corpus: Corpus) -> None:
     pdf = corpus[1].text
     start = pdf.index("Payment")
-    view = corpus.view([(1, start, len(pdf)), (2, 0, len(corpus[2].text))])
+    view = corpus._view([(1, start, len(pdf)), (2, 0, len(corpus[2].text))])
     excerpt, message = view[0], view[1]
     assert isinstance(excerpt, Excerpt) and message is corpus[2]
     assert excerpt.text == pdf[start:] and excerpt.kind == "pdf" and excerpt.document is corpus[1]
@@ -550,10 +550,10 @@ def test_views_keep_original_provenance(corpus: Corpus) -> None:
         (3, 2, pdf.index("J. Smith"))]
     assert view.spans_of(None) == [(1, start, len(pdf)), (2, 0, len(corpus[2].text))]
     assert corpus.spans_of([hit]) == [(1, pdf.index("Late"), pdf.index("Late fee ERROR") + 14)]
-    child = corpus.view(corpus.spans_of(chunks[0]))
+    child = corpus._view(corpus.spans_of(chunks[0]))
     assert child[0].text == "Payment due in 30 days\n"
     with pytest.raises(ValueError, match="outside"):
-        corpus.view([(1, 0, 10_000)])
+        corpus._view([(1, 0, 10_000)])
 
 
 # -------------------------------------------------------------------------------- peek

@@ -77,7 +77,7 @@ def _corpus() -> Corpus:
         entries.append({"id": f"id{i}", "name": name, "path": f"/data/{name}", "kind": kind,
                         "meta": meta, "start": pos, "end": pos + len(text)})
         pos += len(text) + 1
-    return Corpus.from_blob("\n".join(d[3] for d in docs), entries)
+    return Corpus._from_blob("\n".join(d[3] for d in docs), entries)
 
 
 class Repl:
