@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from math import ceil
+from math import ceil, isfinite
 from typing import Any, cast, overload
 
 from rlm_desktop.corpus.document import Document
@@ -511,7 +511,7 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, int | bool):
         return value
     if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else repr(value)
+        return value if isfinite(value) else repr(value)
     if isinstance(value, str):
         return value if len(value) <= _TRACE_TEXT else value[:_TRACE_TEXT] + "…"
     return repr(value)[:200]
