@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import threading
@@ -74,7 +75,8 @@ class LiveTree:
 
     def _line(self, node: TraceNode, text: str) -> None:
         indent = "  " * self.levels.get(node.id, 0)
-        self.out.write(indent + one_line(text, max(40, self.width - len(indent))) + "\n")
+        line = one_line(printable(text), max(40, self.width - len(indent)))
+        self.out.write(indent + line + "\n")
         self.out.flush()
 
     @staticmethod
@@ -120,6 +122,15 @@ class LiveTree:
             answer = out.get("answer") if isinstance(out, dict) else out
             return f"✔ FINAL: {one_line(str(answer or ''), 100)}"
         return node.kind
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Model output on a terminal: control characters (ESC sequences that could rewrite
+    the screen, set the clipboard or hide links) shown as escapes, never obeyed."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def _tail(text: str, limit: int) -> str:
@@ -213,18 +224,18 @@ def run_ask(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print()
-        print(outcome.answer or "(no answer)")
+        print(printable(outcome.answer) if outcome.answer else "(no answer)")
         if outcome.citations:
             print("\nSources:")
             for i, c in enumerate(outcome.citations[:30], 1):
                 where = f"p.{c['page']} " if c.get("page") else ""
-                print(f"  [{i}] {c['document']} {where}line {c['line']}: "
-                      f"{one_line(str(c.get('text', '')), 80)}")
+                print(printable(f"  [{i}] {c['document']} {where}line {c['line']}: "
+                                f"{one_line(str(c.get('text', '')), 80)}"))
             if len(outcome.citations) > 30:
                 print(f"  … and {len(outcome.citations) - 30} more")
         if outcome.status != "completed":
-            print(f"\nstatus: {outcome.status}" + (f" — {outcome.error}" if outcome.error
-                                                   else ""), file=sys.stderr)
+            print(printable(f"\nstatus: {outcome.status}" + (
+                f" — {outcome.error}" if outcome.error else "")), file=sys.stderr)
     if outcome.status == "completed":
         return EXIT_OK
     if outcome.status == "cancelled":

@@ -215,6 +215,30 @@ def _home_dirs() -> set[str]:
     return {os.path.realpath(h) for h in homes if h}
 
 
+def worker_read_paths() -> list[str]:
+    """What the worker may still read once locked: the standard library, this package and
+    RestrictedPython (everything else it needs is imported before the lockdown). Not the
+    rest of site-packages (model code under plain exec could import `keyring`), not a source
+    checkout's other files (a developer's .env)."""
+    import sysconfig
+
+    import RestrictedPython
+
+    # The base interpreter's library: in a virtual environment (the app's own, uv's) the
+    # venv's lib dir would also hold site-packages. Without a venv, a Python whose
+    # site-packages sits inside its stdlib dir (pyenv) keeps that readable.
+    found = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix,
+                                      "installed_base": sys.base_prefix,
+                                      "installed_platbase": sys.base_exec_prefix})
+    paths = [found[k] for k in ("stdlib", "platstdlib") if k in found]
+    paths.append(os.path.dirname(os.path.abspath(__file__)))  # the rlm_desktop package
+    paths.append(os.path.dirname(os.path.abspath(RestrictedPython.__file__)))
+    bundle = getattr(sys, "_MEIPASS", None)  # a frozen app's bundle holds its stdlib
+    if isinstance(bundle, str):
+        paths.append(bundle)
+    return list(dict.fromkeys(os.path.realpath(p) for p in paths if os.path.exists(p)))
+
+
 def runtime_read_paths() -> list[str]:
     """The directories (or zip files) the worker must keep reading: the standard library
     and extension modules of the venv and the base interpreter, every existing sys.path

@@ -159,3 +159,15 @@ def test_ask_honours_the_timeout(tickets: tuple[Path, int], app_home: Path) -> N
                      "--json", home=app_home)
     assert result.returncode == 4 and json.loads(result.stdout)["status"] == "timeout"
     assert time.monotonic() - started < 20
+
+
+def test_terminal_escape_sequences_from_the_model_are_shown_not_obeyed(
+        tickets: tuple[Path, int], app_home: Path) -> None:
+    path, _ = tickets
+    evil = "\\x1b]52;c;cHduZWQ=\\x07\\x1b[1A\\x1b[2K"
+    with ScriptedServer([f"```repl\nprint('{evil}')\n```",
+                         f"```repl\nFINAL('All clear {evil}')\n```"]) as server:
+        result = ask(str(path), "-q", "q", "--base-url", server.base_url, home=app_home)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "All clear \\x1b]52;c;cHduZWQ=\\x07" in result.stdout

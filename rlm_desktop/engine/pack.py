@@ -18,6 +18,11 @@ from typing import Any
 
 from rlm_desktop.corpus.document import Document
 
+# Uncached text up to this size goes to the worker inside its start frame (JSON escapes
+# can make a character six bytes; the frame limit is 256 MiB); more is written to a private
+# temporary pack file for the length of the run.
+INLINE_CHARS = 32 * 1024 * 1024
+
 
 @dataclass(slots=True)
 class CorpusPack:
@@ -26,10 +31,15 @@ class CorpusPack:
     entries: list[dict[str, Any]]
     files: dict[str, list[tuple[int, int, int]]]  # path -> [(entry index, start, end)]
     temp_dir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    inline: dict[int, str] = field(default_factory=dict, repr=False)  # sent in the frame
 
     def to_json(self) -> dict[str, Any]:
-        return {"entries": self.entries,
-                "files": [{"path": p, "ranges": r} for p, r in self.files.items()]}
+        data: dict[str, Any] = {
+            "entries": self.entries,
+            "files": [{"path": p, "ranges": r} for p, r in self.files.items()]}
+        if self.inline:
+            data["inline"] = {str(i): text for i, text in self.inline.items()}
+        return data
 
     def cleanup(self) -> None:
         if self.temp_dir is not None:
@@ -61,6 +71,14 @@ def build_pack(documents: Sequence[Document]) -> CorpusPack:
             pending.append((index, doc))
         entries.append(entry)
     temp_dir = None
+    inline: dict[int, str] = {}
+    if pending and sum(len(doc.text) for _, doc in pending) <= INLINE_CHARS:
+        # Text that was never cached (decrypted PDFs, --no-cache) travels in the worker's
+        # start frame and never touches the disk.
+        for index, doc in pending:
+            inline[index] = doc.text
+            entries[index]["chars"] = len(doc.text)
+        pending = []
     if pending:
         temp_dir = tempfile.TemporaryDirectory(prefix="rlm-pack-")
         os.chmod(temp_dir.name, 0o700)
@@ -78,16 +96,19 @@ def build_pack(documents: Sequence[Document]) -> CorpusPack:
     for index, doc in enumerate(documents):
         if entries[index].get("chars") is None:
             entries[index]["chars"] = len(doc.text)
-    return CorpusPack(entries, files, temp_dir)
+    return CorpusPack(entries, files, temp_dir, inline)
 
 
 def load_pack(spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """In the worker: the blob (all texts joined by "\\n") and entries with char offsets."""
     entries: list[dict[str, Any]] = [dict(e) for e in spec["entries"]]
-    joined = _read_joined(spec, len(entries))
+    inline = spec.get("inline") or {}
+    joined = None if inline else _read_joined(spec, len(entries))
     lengths: list[int]
     if joined is None:
         texts = _read_separately(spec, len(entries))
+        for key, text in inline.items():
+            texts[int(key)] = str(text)
         blob = "\n".join(texts)
         lengths = [len(text) for text in texts]
         del texts

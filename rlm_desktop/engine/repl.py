@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -103,8 +102,11 @@ class ReplProcess:
         if self.sandbox.os:
             from rlm_desktop import confine
 
+            # For sandbox-exec (macOS), which applies from the first instruction: the
+            # runtime the interpreter needs to start (site-packages too: its .pth files are
+            # read at start-up) and exactly the corpus files, not their folders.
             read_paths = confine.runtime_read_paths() + sorted(
-                {os.path.dirname(f["path"]) for f in self._pack.get("files", ())})
+                {f["path"] for f in self._pack.get("files", ())})
             command, extra_env = confine.launch_command(command, read_paths=read_paths)
             env.update(extra_env)
         try:

@@ -149,7 +149,7 @@ class Worker:
             __import__(name)
         __import__("_strptime")  # datetime.strptime imports it lazily
         memory = sandbox.get("memory_bytes")
-        result = confine.lockdown(read_paths=_read_paths(),
+        result = confine.lockdown(read_paths=confine.worker_read_paths(),
                                   memory_bytes=int(memory) if memory else None)
         report = result.to_json()
         parent = sandbox.get("parent")
@@ -305,30 +305,6 @@ class Worker:
                 return 0
             else:
                 raise ProtocolError(f"unknown op {op!r}")
-
-
-def _read_paths() -> list[str]:
-    """What the worker may still read once locked: the standard library, this package and
-    RestrictedPython (everything else it needs is imported before the lockdown). Not the
-    rest of site-packages (model code under plain exec could import `keyring`), not a source
-    checkout's other files (a developer's .env)."""
-    import sysconfig
-
-    import RestrictedPython
-
-    # The base interpreter's library: in a virtual environment (the app's own, uv's) the
-    # venv's lib dir would also hold site-packages. Without a venv, a Python whose
-    # site-packages sits inside its stdlib dir (pyenv) keeps that readable.
-    found = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix,
-                                      "installed_base": sys.base_prefix,
-                                      "installed_platbase": sys.base_exec_prefix})
-    paths = [found[k] for k in ("stdlib", "platstdlib") if k in found]
-    paths.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    paths.append(os.path.dirname(os.path.abspath(RestrictedPython.__file__)))
-    bundle = getattr(sys, "_MEIPASS", None)  # a frozen app's bundle holds its stdlib
-    if isinstance(bundle, str):
-        paths.append(bundle)
-    return list(dict.fromkeys(os.path.realpath(p) for p in paths if os.path.exists(p)))
 
 
 def _write_stdout(text: str) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from rlm_desktop.corpus.document import Document
 from rlm_desktop.corpus.ingest import ingest
+from rlm_desktop.engine import pack as pack_module
 from rlm_desktop.engine.pack import build_pack, load_pack
 
 
@@ -28,7 +31,16 @@ def _roundtrip(documents: list[Document]) -> None:
         pack.cleanup()
 
 
-def test_documents_in_memory_go_through_one_private_pack_file() -> None:
+def test_documents_in_memory_never_touch_the_disk_when_small() -> None:
+    docs = [_doc("a", "ascii only\n"), _doc("b", "Grüße, 東京 and 🙂"), _doc("c", "")]
+    pack = build_pack(docs)
+    assert pack.temp_dir is None and not pack.files and len(pack.inline) == 3
+    _roundtrip(docs)
+
+
+def test_large_uncached_text_goes_through_one_private_pack_file(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pack_module, "INLINE_CHARS", 10)
     docs = [_doc("a", "ascii only\n"), _doc("b", "Grüße, 東京 and 🙂"), _doc("c", "")]
     pack = build_pack(docs)
     assert pack.temp_dir is not None
@@ -37,6 +49,7 @@ def test_documents_in_memory_go_through_one_private_pack_file() -> None:
     pack.cleanup()
     assert not Path(folder).exists()
     _roundtrip(docs)
+    monkeypatch.undo()
 
 
 def test_cached_documents_are_read_from_the_text_cache(tmp_path: Path) -> None:
