@@ -9,10 +9,12 @@ guarantees is that model code cannot *name* its way out of the REPL:
   `__subclasses__`, `__traceback__`, ...), and so are the frame/code/generator attributes
   (`gi_frame`, `f_back`, `tb_frame`, ...), `eval(...)`/`exec(...)` calls, `async`, `match`,
   `except*`, `nonlocal` and star imports. Attribute reads become `_getattr_(obj, "name")`,
-  subscripts `_getitem_(obj, key)`, writes go through `_write_(obj)`, `print` through a
-  collector. Our rewrites: `d[k] += v` and `obj.attr += v` are allowed (RestrictedPython
-  refuses them; `counts[word] += 1` is everywhere in model code), `x: T = v` becomes
-  `x = v`, and every annotation is dropped (a string annotation is code that
+  subscripts `_getitem_(obj, key)`, iteration `_getiter_(obj)`, every call
+  `_call_(f, ...)` and every decorator `_decorate_(d)`; writes go through `_write_(obj)`,
+  `print` through a collector. Our own rewrites: the calls and decorators above (to check
+  what they return), `d[k] += v` and `obj.attr += v` are allowed (RestrictedPython refuses
+  them; `counts[word] += 1` is everywhere in model code), `x: T = v` becomes `x = v`,
+  and every annotation is dropped (a string annotation is code that
   `typing.get_type_hints` or `functools.singledispatch` would `eval` unrestricted).
 * Run time (`restricted_globals`): a small builtins dict (no open, eval, exec, compile,
   getattr, setattr, vars, globals, locals, dir, type, id, object, super, breakpoint, input,
@@ -25,7 +27,14 @@ guarantees is that model code cannot *name* its way out of the REPL:
     object, nor eval/exec/open/getattr/type/... themselves; `str.format`/`format_map` (and
     `collections.UserString`'s) are replaced by a formatter whose field lookups go through
     the same guards (`'{0.__self__}'.format(llm_query)` is the classic escape).
-  - `_getitem_` applies the same value check to what it returns.
+  - `_getitem_`, `_getiter_` (each item) and `_call_` (the callable and what it returns)
+    apply the same value check. It also refuses classes, except those model code can name
+    anyway (safe builtins, module proxies' attributes) and its own (class statements,
+    `collections.namedtuple`); never `type` or another metaclass, `object`, a BaseException
+    that is not an Exception (`except` would catch FINAL) nor a class of this package (Hit,
+    Chunk, ...: forged results). `mro` (public on every class) is refused like "_" names.
+    Residual: a callback receives what the library passes it unchecked (`reduce(f, xs)`),
+    so no exposed function may build a container of such classes.
   - `_write_` lets model code modify dicts, lists, deques, bytearrays, UserDict/UserList,
     ChainMap and instances (and classes) of classes defined in the REPL, nothing else: no
     monkey-patching of documents, helpers, module proxies or stdlib classes.
@@ -33,7 +42,8 @@ guarantees is that model code cannot *name* its way out of the REPL:
 Module proxies expose the public API of a module (its `__all__`, or its public names) minus
 other modules (`datetime.sys`, `statistics.sys`, `calendar.sys`, `typing.sys`, `json.decoder`
 ... are all real attributes) and minus a few callables that reach outside (see
-`_EXCLUDED`); `operator.attrgetter`/`methodcaller` are replaced by guarded versions (the
+`_EXCLUDED`; `typing` exposes only the annotation names in `_ONLY`);
+`operator.attrgetter`/`methodcaller` are replaced by guarded versions (the
 originals are an unguarded getattr). `dataclasses` and `enum` are not allowed at all: both
 build classes from dicts the caller controls (`make_dataclass(namespace=...)`,
 `Enum(module=...)` + `global_enum` writing into any module's globals), and dataclasses
@@ -292,7 +302,25 @@ class _Policy(RestrictingNodeTransformer):
             if arg is not None:
                 arg.annotation = None
         node.returns = None
-        return super().visit_FunctionDef(node)
+        return _check_decorators(super().visit_FunctionDef(node))
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> Any:
+        return _check_decorators(super().visit_ClassDef(node))
+
+
+def _check_decorators(node: Any) -> Any:
+    """`@d` applies `d` without a Call node: `@d` becomes `@_decorate_(d)`, which applies it
+    through `_call_`."""
+    if isinstance(node, ast.FunctionDef | ast.ClassDef):
+        wrapped: list[ast.expr] = []
+        for decorator in node.decorator_list:
+            call = ast.Call(func=ast.Name("_decorate_", ast.Load()), args=[decorator],
+                            keywords=[])
+            copy_locations(call, decorator)
+            copy_locations(call.func, decorator)
+            wrapped.append(call)
+        node.decorator_list = wrapped
+    return node
 
 
 def _error_line(message: str) -> int | None:
@@ -709,6 +737,16 @@ def _guarded_call(function: Any, /, *args: Any, **kwargs: Any) -> Any:
 
 _apply = _guarded_call
 
+
+def _guarded_decorator(decorator: Any) -> Callable[[Any], Any]:
+    """`@decorator` in model code: applied through `_call_`."""
+    _check_value(decorator)
+
+    def apply(target: Any) -> Any:
+        return _guarded_call(decorator, target)
+
+    return apply
+
 #: Iterables whose items need no check.
 _PLAIN_ITERABLES = frozenset({range, str, bytes, bytearray})
 
@@ -780,7 +818,7 @@ _EXPOSED_CLASS_IDS.update(id(v) for v in _BUILTINS.values() if isinstance(v, typ
 SCAFFOLDING_NAMES = frozenset({
     "__builtins__", "__name__", "__metaclass__", "_getattr_", "_getitem_", "_getiter_",
     "_iter_unpack_sequence_", "_unpack_sequence_", "_write_", "_inplacevar_", "_inplaceitem_",
-    "_inplaceattr_", "_apply_", "_call_", "_print_", "_print",
+    "_inplaceattr_", "_apply_", "_call_", "_decorate_", "_print_", "_print",
 })
 
 
@@ -809,6 +847,7 @@ def restricted_globals(helpers: Mapping[str, Any], *,
         "_getitem_": _guarded_getitem,
         "_getiter_": _guarded_iter,
         "_call_": _guarded_call,
+        "_decorate_": _guarded_decorator,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_unpack_sequence_": guarded_unpack_sequence,
         "_write_": _guarded_write,

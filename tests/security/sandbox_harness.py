@@ -52,6 +52,7 @@ from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
 
 from rlm_desktop.corpus.document import Document
+from rlm_desktop.engine import pack as pack_module
 from rlm_desktop.engine.pack import CorpusPack, build_pack
 from rlm_desktop.engine.repl import ReplError, ReplProcess, SandboxPolicy
 from rlm_desktop.settings import KEYRING_SERVICE, KEYRING_USER
@@ -240,10 +241,13 @@ def plant_canaries(base: Path) -> Canaries:
     os.chmod(tmp_name, 0o644)
     saved_tempdir = tempfile.tempdir
     tempfile.tempdir = str(corpus_dir)
+    saved_inline = pack_module.INLINE_CHARS
+    pack_module.INLINE_CHARS = -1  # the corpus must be a file, so that attacks can aim at it
     try:
         pack = build_pack(make_documents())
     finally:
         tempfile.tempdir = saved_tempdir
+        pack_module.INLINE_CHARS = saved_inline
     return Canaries(
         env_key=values["ENVKEY"], env_other=values["ENV"], home_secret=values["HOME"],
         tmp_secret=values["TMP"], keyring_secret=values["KEYRING"], home=home,

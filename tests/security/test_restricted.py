@@ -353,6 +353,24 @@ ATTACKS: dict[str, str] = {
     "nonlocal": "def f():\n    x = 1\n    def g():\n        nonlocal x\n        x = 2",
     "augassign-slice": "a = [1]\na[0:1] += [2]",
     "augassign-dunder-attribute": "x = []\nx.__class__ += 1",
+    # routes to `type`, `object`, BaseException and the REPL's own classes
+    "typing-get-origin": "import typing\nT = typing.get_origin(typing.Type[int])",
+    "typing-type-call": "import typing\nT = typing.Type[int](grep('ERROR')[0])",
+    "from-typing-import-type": "from typing import Type",
+    "typing-get-args": "import typing\nT = typing.get_args(typing.List[int])",
+    "typing-generic": "from typing import Generic",
+    "typing-list-mro": "import typing\nT = typing.List.mro()",
+    "mro-base-exception": "BE = ValueError.mro()[2]",
+    "mro-object": "O = int.mro()[-1]",
+    "mro-iterated": "for c in KeyError.mro():\n    print(c)",
+    "mro-attrgetter": "import operator\nT = operator.attrgetter('mro')(ValueError)()",
+    "mro-methodcaller": "import operator\nT = operator.methodcaller('mro')(ValueError)",
+    "mro-format": "print('{0.mro}'.format(ValueError))",
+    "mro-model-class": "class K(ValueError):\n    pass\nT = K.mro()",
+    "base-exception-except-mro": "try:\n    FINAL('x')\nexcept ValueError.mro()[2]:\n"
+                                 "    print('caught')",
+    "hit-class-via-type": "H = type(grep('ERROR')[0])",
+    "hit-class-via-dunder": "H = grep('ERROR')[0].__class__",
 }
 
 
@@ -777,3 +795,217 @@ def test_writes_are_limited_to_the_models_own_objects(repl: Repl) -> None:
             write(obj).x = 1
         with pytest.raises(TypeError):
             write(obj)["k"] = 1
+
+
+# -- no route to `type`, `object`, BaseException or the REPL's classes ----------------------
+
+_FINAL_LEAK_TYPES: tuple[type, ...] = (type, object, BaseException, SystemExit, KeyboardInterrupt,
+                                       GeneratorExit, _Final)
+
+
+def _repl_classes() -> tuple[type, ...]:
+    from rlm_desktop.engine import replapi
+
+    return tuple(v for v in vars(replapi).values()
+                 if isinstance(v, type) and v.__module__ == replapi.__name__)
+
+
+def _assert_no_dangerous_class(repl: Repl) -> None:
+    forbidden = {id(c) for c in (*_FINAL_LEAK_TYPES, *_repl_classes())}
+    for value in repl.model_values():
+        assert id(value) not in forbidden, value
+        if isinstance(value, type):
+            assert not issubclass(value, type), value
+
+
+class _Leaks:
+    """Helpers that return what no function should hand to model code."""
+
+    @staticmethod
+    def install(repl: Repl) -> None:
+        from rlm_desktop.engine.replapi import Chunk, Hit
+
+        values: dict[str, Any] = {
+            "leak_type": type, "leak_object": object, "leak_base": BaseException,
+            "leak_final": _Final, "leak_hit": Hit, "leak_chunk": Chunk,
+            "leak_frame": sys._getframe(), "leak_module": os,
+        }
+        def returning(value: Any) -> Callable[..., Any]:
+            return lambda *args, **kwargs: value
+
+        for name, value in values.items():
+            repl.namespace[name] = returning(value)
+            repl.helper_names.add(name)
+        repl.namespace["leak_list"] = lambda: [1, BaseException, type, Hit]
+        repl.namespace["leak_dict"] = lambda: {"be": BaseException, "ok": 1}
+        repl.helper_names |= {"leak_list", "leak_dict"}
+
+
+CALL_ROUTES = [
+    "T = leak_type()",
+    "T = leak_object()",
+    "BE = leak_base()",
+    "F = leak_final()",
+    "H = leak_hit()",
+    "C = leak_chunk()",
+    "f = leak_frame()",
+    "m = leak_module()",
+    "args = [1]\nT = leak_type(*args)",
+    "kw = {'a': 1}\nT = leak_type(**kw)",
+    "T = (lambda: leak_type())()",
+    "def f():\n    return leak_base()\nBE = f()",
+    "xs = [leak_hit()]",
+    "T = leak_list()[1]",
+    "for c in leak_list():\n    print(c)",
+    "a, b, c, d = leak_list()",
+    "T = [c for c in leak_list()]",
+    "T = leak_dict()['be']",
+    "T = leak_dict().get('be')",
+    "T = leak_list().pop()",
+    "T = list(leak_list()).pop(1)",
+    "for k, v in leak_dict().items():\n    print(v)",
+    "try:\n    FINAL('x')\nexcept leak_base():\n    print('caught')",
+    "@leak_type\ndef f():\n    pass",
+    "import functools\nT = functools.reduce(lambda a, b: b, leak_list())",
+    "T = min(leak_list(), key=lambda c: c == 1)",
+    "T = next(iter(leak_list()[1:]))",
+    "T = sorted(leak_list(), key=lambda c: c != 1)[1]",
+]
+
+
+@pytest.mark.parametrize("source", CALL_ROUTES)
+def test_what_a_call_returns_is_checked(repl: Repl, source: str) -> None:
+    """Any function (a helper, a stdlib function, a method) that returns a class model code
+    cannot name, a module, a frame, ...: refused when the call returns, when iterated, when
+    subscripted. The invariant, not the route: nothing of the kind reaches model code."""
+    _Leaks.install(repl)
+    output, error = repl.run(source)
+    assert error is not None, f"not blocked; printed {output!r}"
+    assert isinstance(error, Exception)
+    assert "caught" not in output
+    _assert_no_dangerous_class(repl)
+    assert_blocked(repl, source)
+
+
+def test_final_cannot_be_caught(repl: Repl) -> None:
+    for source in ("try:\n    FINAL('x')\nexcept Exception:\n    print('caught')",
+                   "try:\n    FINAL('x')\nexcept (ValueError.mro()[2], Exception):\n"
+                   "    print('caught')"):
+        output, _ = repl.run(source)
+        assert "caught" not in output
+
+
+def test_no_forged_hit(repl: Repl) -> None:
+    for source in ("import typing\nH = typing.Type[int](grep('ERROR')[0])",
+                   "import typing\nT = typing.get_origin(typing.Type[int])",
+                   "H = type(grep('ERROR')[0])",
+                   "H = grep('ERROR')[0].__class__",
+                   "import operator\nH = operator.attrgetter('__class__')(grep('ERROR')[0])",
+                   "H = partition(context[0], size=10)[0].__class__",
+                   "H = grep('ERROR').__class__"):
+        assert_blocked(repl, source)
+        _assert_no_dangerous_class(repl)
+    # What grep hands out is still usable.
+    assert repl.ok("h = grep('ERROR')[0]\nprint(h.doc, h.sources[0].doc)") == "app.log app.log\n"
+
+
+def test_typing_exposes_only_annotation_names() -> None:
+    typing_proxy = module_proxy("typing")
+    for name in ("get_origin", "get_args", "Type", "get_type_hints", "ForwardRef", "ABCMeta",
+                 "NamedTuple", "TypedDict", "NewType", "Generic", "Protocol", "sys"):
+        assert not hasattr(typing_proxy, name), name
+    for name in ("Any", "List", "Dict", "Optional", "Union", "Callable", "cast"):
+        assert hasattr(typing_proxy, name), name
+
+
+def test_no_module_proxy_holds_a_dangerous_class() -> None:
+    preload_modules()
+    dangerous = {id(c) for c in (*_FINAL_LEAK_TYPES, *_repl_classes())}
+    for name in ALLOWED_MODULES:
+        proxy = module_proxy(name)
+        for attr in dir(proxy):
+            value = getattr(proxy, attr)
+            assert id(value) not in dangerous, f"{name}.{attr}"
+            if isinstance(value, type):
+                assert not issubclass(value, type), f"{name}.{attr} is a metaclass"
+
+
+def test_public_attributes_of_exposed_classes_hand_out_no_dangerous_class(repl: Repl) -> None:
+    """Every class model code can name (builtins, module proxies): each public attribute, read
+    through the guard, is refused or is not a class model code must not have."""
+    preload_modules()
+    getattr_ = repl.namespace["_getattr_"]
+    classes = [v for v in repl.namespace["__builtins__"].values() if isinstance(v, type)]
+    for name in ALLOWED_MODULES:
+        proxy = module_proxy(name)
+        classes += [getattr(proxy, a) for a in dir(proxy) if isinstance(getattr(proxy, a), type)]
+    dangerous = {id(c) for c in (*_FINAL_LEAK_TYPES, *_repl_classes())}
+    for cls in classes:
+        for attr in dir(cls):
+            if attr.startswith("_"):
+                continue
+            try:
+                value = getattr_(cls, attr)
+            except Exception:  # refused, or a descriptor that fails on a class
+                continue
+            assert id(value) not in dangerous, f"{cls.__name__}.{attr}"
+            if isinstance(value, type):
+                assert not issubclass(value, type), f"{cls.__name__}.{attr}"
+
+
+def test_call_iter_and_decorator_guards(repl: Repl) -> None:
+    call = repl.namespace["_call_"]
+    getiter = repl.namespace["_getiter_"]
+    getattr_ = repl.namespace["_getattr_"]
+    decorate = repl.namespace["_decorate_"]
+    for value in (type, object, BaseException, SystemExit, os, sys._getframe()):
+        with pytest.raises(AttributeError):
+            call(lambda v=value: v)
+        with pytest.raises(AttributeError):
+            list(getiter([value]))
+    for callable_ in (type, object, BaseException, eval, getattr):
+        with pytest.raises(AttributeError):
+            call(callable_, 1)
+        with pytest.raises(AttributeError):
+            decorate(callable_)
+    with pytest.raises(AttributeError):
+        decorate(lambda f: type)(len)
+    for cls in (int, ValueError, KeyError, type):
+        with pytest.raises(AttributeError):
+            getattr_(cls, "mro")
+    assert call(sorted, [3, 1]) == [1, 3]
+    assert call(dict.get, {"k": int}, "k") is int
+    assert list(getiter(range(3))) == [0, 1, 2]
+    assert "_call_" in compile_cell("y = f(1)").body.co_names
+    last = compile_cell("f(1)").last_expr
+    assert last is not None and "_call_" in last.co_names
+
+
+CLASS_WORKS = [
+    ("import collections\nP = collections.namedtuple('P', 'x y')\np = P(1, 2)\n"
+     "p.x + p.y, P(*[3, 4])", "(3, P(x=3, y=4))\n"),
+    ("conv = {'int': int, 'float': float}\nconv.get('int', str)('3') + 1", "4\n"),
+    ("class K(ValueError):\n    pass\ndef make(cls):\n    return cls('boom')\n"
+     "try:\n    raise make(K)\nexcept K as e:\n    print('caught', e)", "caught boom\n"),
+    ("import functools\n@functools.lru_cache(maxsize=None)\ndef fib(n):\n"
+     "    return n if n < 2 else fib(n - 1) + fib(n - 2)\nfib(30)", "832040\n"),
+    ("import functools\n@functools.total_ordering\nclass V:\n    def __init__(self, v):\n"
+     "        self.v = v\n    def __lt__(self, o):\n        return self.v < o.v\n"
+     "    def __eq__(self, o):\n        return self.v == o.v\nV(1) <= V(2)", "True\n"),
+    ("class P:\n    def __init__(self):\n        self.x = 1\n    @property\n"
+     "    def y(self):\n        return self.x + 1\n    @staticmethod\n    def s():\n"
+     "        return 5\nP().y, P.s()", "(2, 5)\n"),
+    ("import decimal\nt = decimal.getcontext().traps\n"
+     "[s for s in t if s is decimal.DivisionByZero] == [decimal.DivisionByZero]", "True\n"),
+    ("import collections.abc\nisinstance([], collections.abc.Sequence), "
+     "issubclass(KeyError, LookupError)", "(True, True)\n"),
+    ("import typing\ntyping.cast(int, 3), typing.Counter('aab')['a']", "(3, 2)\n"),
+    ("def g():\n    for i in range(3):\n        yield i\nit = g()\nfirst = next(it)\n"
+     "[first] + [x for x in it]", "[0, 1, 2]\n"),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), CLASS_WORKS,
+                         ids=[f"class-works-{i}" for i in range(len(CLASS_WORKS))])
+def test_model_code_with_classes_and_calls_works(repl: Repl, source: str, expected: str) -> None:
+    assert repl.ok(source) == expected
