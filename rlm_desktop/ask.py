@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rlm_desktop.corpus.document import one_line
+from rlm_desktop.engine.summary import started_summary, summarize
 from rlm_desktop.engine.trace import TraceEvent, TraceNode
 
 EXIT_OK = 0
@@ -44,18 +45,8 @@ class LiveTree:
         if event.type == "start":
             self.levels[node.id] = (self.levels.get(node.parent, -1) + 1
                                     if node.parent is not None else 0)
-            if node.kind == "run":
-                question = (node.input or {}).get("question", "")
-                self._line(node, f"● run: {question}")
-            elif node.kind == "root_call":
-                self._line(node, f"… root model, turn {node.extra.get('iteration')}")
-            elif node.kind == "code":
-                first = str(node.input or "").strip().splitlines()[:1]
-                more = " …" if len(str(node.input or "").strip().splitlines()) > 1 else ""
-                self._line(node, f"⌗ {first[0] if first else ''}{more}")
-            elif node.kind == "rlm_query":
-                question = one_line(str((node.input or {}).get("question")), 80)
-                self._line(node, f"rlm_query {question!r} over {(node.input or {}).get('target')}")
+            if node.kind in ("run", "root_call", "code", "rlm_query"):
+                self._line(node, started_summary(node))
             return
         if node.kind == "llm_query" and node.parent is not None:
             index = (node.input or {}).get("index")
@@ -81,47 +72,7 @@ class LiveTree:
 
     @staticmethod
     def describe(node: TraceNode) -> str:
-        took = f"{node.elapsed:.1f} s"
-        if node.error and node.kind not in ("run",):
-            return f"✗ {node.kind}: {node.error}"
-        inp: Any = node.input
-        out: Any = node.output
-        if node.kind == "run":
-            status = out.get("status") if isinstance(out, dict) else "?"
-            tokens = node.usage.total_tokens if node.usage else 0
-            cost = f", ${node.cost_usd:.4f}" if node.cost_usd else ""
-            err = f" — {node.error}" if node.error else ""
-            return f"● {status} in {took}, {tokens:,} tokens{cost}{err}"
-        if node.kind == "root_call":
-            tokens = node.usage.total_tokens if node.usage else 0
-            retries = node.extra.get("retries")
-            again = f", {len(retries)} retries" if retries else ""
-            return f"↳ root model replied ({tokens:,} tokens, {took}{again})"
-        if node.kind == "code":
-            shown = str(out or "").strip().splitlines()
-            if not shown:
-                return "  → (no output)"
-            more = f"  (+{len(shown) - 1} lines)" if len(shown) > 1 else ""
-            return f"  → {shown[0]}{more}"
-        if node.kind in ("peek", "grep", "partition"):
-            args = ", ".join(f"{k}={v!r}" for k, v in (inp or {}).items() if v is not None)
-            summary = out
-            if isinstance(out, dict):
-                summary = ", ".join(f"{k} {v}" for k, v in out.items()
-                                    if k in ("hits", "documents", "chunks", "chars"))
-            return f"{node.kind}({args}) → {summary}"
-        if node.kind == "llm_query":
-            prompt = (inp or {}).get("prompt", "")
-            index = (inp or {}).get("index")
-            label = f"llm_query[{index}]" if index is not None else "llm_query"
-            return f"{label} {_tail(str(prompt), 60)!r} → {one_line(str(out or ''), 50)!r}"
-        if node.kind == "rlm_query":
-            fallback = " (depth limit: plain call)" if node.extra.get("fallback") else ""
-            return f"  → {one_line(str(out or ''), 100)!r}{fallback}"
-        if node.kind == "final":
-            answer = out.get("answer") if isinstance(out, dict) else out
-            return f"✔ FINAL: {one_line(str(answer or ''), 100)}"
-        return node.kind
+        return summarize(node)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -131,12 +82,6 @@ def printable(text: str) -> str:
     """Model output on a terminal: control characters (ESC sequences that could rewrite
     the screen, set the clipboard or hide links) shown as escapes, never obeyed."""
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-
-
-def _tail(text: str, limit: int) -> str:
-    """The end of a prompt: where the item-specific part usually is."""
-    flat = one_line(text, len(text) + 1)
-    return flat if len(flat) <= limit else "…" + flat[-(limit - 1):]
 
 
 def run_ask(args: argparse.Namespace) -> int:

@@ -80,7 +80,7 @@ def _apply_limits(memory_bytes: int) -> None:
         import resource
     except ImportError:  # Windows: the job object of a later hardening step applies instead
         return
-    for name, value in (("RLIMIT_CORE", 0), ("RLIMIT_AS", memory_bytes)):
+    for name, value in (("RLIMIT_CORE", 0), ("RLIMIT_AS", memory_bytes), ("RLIMIT_FSIZE", 0)):
         limit = getattr(resource, name, None)
         if limit is None or (name == "RLIMIT_AS" and sys.platform == "darwin"):
             continue  # macOS does not enforce RLIMIT_AS
@@ -93,11 +93,12 @@ def _confine() -> None:
     parse can be anywhere) but write nothing, open no socket, start no process or thread
     and signal no one, so a file that takes over a parser library gets nowhere. Applied
     before the first file is opened; what a platform lacks is simply not applied."""
-    if os.environ.get("RLM_PARSER_UNCONFINED") == "1":  # diagnosing a parser problem
-        return
-    from rlm_desktop.confine import lockdown
+    if os.environ.get("RLM_PARSER_UNCONFINED") == "1" or not sys.platform.startswith("linux"):
+        return  # elsewhere the process layer is what parsers get (see docs/security.md)
+    # The lean path (not rlm_desktop.confine, whose imports cost a parser ~15 ms at start).
+    from rlm_desktop.confine_linux import lockdown_layers
 
-    lockdown(read_paths=[os.path.abspath(os.sep)], max_open_files=256)
+    lockdown_layers([os.path.abspath(os.sep)])
 
 
 def _hash_pass(path: str, *, scan: bool) -> tuple[str, dict[str, int] | None]:

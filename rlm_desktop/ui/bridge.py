@@ -1,0 +1,170 @@
+"""The one way the window runs work off the GUI thread, and the run bridge built on it.
+
+`run_in_background(op, on_done, on_failed)` runs `op` on a Python thread and calls back on the
+GUI thread. `op` must never touch a widget or a model: it only computes and returns.
+`RunBridge` runs an engine `Run` that way; the engine's trace events are queued from the
+engine thread and flushed to the GUI thread every `FLUSH_MS` as one `events(list)` signal.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from PySide6.QtCore import Property, QObject, Qt, QTimer, Signal, Slot
+
+from rlm_desktop.corpus.document import Document
+from rlm_desktop.engine.run import Run, RunConfig, RunResult
+from rlm_desktop.engine.trace import TraceEvent
+
+T = TypeVar("T")
+
+FLUSH_MS = 50  # well under the 100 ms a person notices; one signal per tick at most
+
+
+class _Relay(QObject, Generic[T]):
+    """Lives on the GUI thread; the worker emits, the queued connection delivers here."""
+
+    done = Signal(object)
+    failed = Signal(object, str)
+
+    def __init__(self, on_done: Callable[[T], None],
+                 on_failed: Callable[[BaseException, str], None]) -> None:
+        super().__init__()
+        self._on_done = on_done
+        self._on_failed = on_failed
+        self.done.connect(self._deliver_done, Qt.ConnectionType.QueuedConnection)
+        self.failed.connect(self._deliver_failed, Qt.ConnectionType.QueuedConnection)
+
+    @Slot(object)
+    def _deliver_done(self, value: T) -> None:
+        _live.discard(self)
+        self._on_done(value)
+
+    @Slot(object, str)
+    def _deliver_failed(self, error: BaseException, details: str) -> None:
+        _live.discard(self)
+        self._on_failed(error, details)
+
+
+_live: set[_Relay[Any]] = set()  # relays waiting for their worker: kept alive until it ends
+
+
+def run_in_background(op: Callable[[], T], on_done: Callable[[T], None],
+                      on_failed: Callable[[BaseException, str], None],
+                      name: str = "rlm-background") -> threading.Thread:
+    """Run `op()` on a daemon thread; `on_done(result)` or `on_failed(error, traceback)` is
+    then called on the GUI thread. Call from the GUI thread."""
+    relay: _Relay[T] = _Relay(on_done, on_failed)
+    _live.add(relay)
+
+    def work() -> None:
+        try:
+            result = op()
+        except Exception as exc:  # delivered to the GUI thread, where the crash dialog is
+            relay.failed.emit(exc, traceback.format_exc())
+        else:
+            relay.done.emit(result)
+
+    thread = threading.Thread(target=work, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+class RunBridge(QObject):
+    """Runs one question at a time off the GUI thread and reports on the GUI thread.
+
+    `events(list[TraceEvent])`: one batch per flush, in the engine's order.
+    `finished(RunResult)`: after the last batch. `failed(str)`: a programming error escaped
+    the engine (the run never raises for what a run can meet); the details are a traceback.
+    """
+
+    events = Signal(list)
+    finished = Signal(object)
+    failed = Signal(str)
+    runningChanged = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None, flush_ms: int = FLUSH_MS) -> None:
+        super().__init__(parent)
+        self._queue: deque[TraceEvent] = deque()   # appended by the engine thread
+        self._run: Run | None = None
+        self._thread: threading.Thread | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(flush_ms)
+        self._timer.timeout.connect(self.flush)
+
+    def _get_running(self) -> bool:
+        return self._run is not None
+
+    running = Property(bool, _get_running, notify=runningChanged)
+
+    @property
+    def run(self) -> Run | None:
+        """The run in progress, if any."""
+        return self._run
+
+    def start(self, documents: Sequence[Document], question: str, config: RunConfig) -> Run:
+        """Start a run; raises ValueError for an empty question, RuntimeError while busy."""
+        if self._run is not None:
+            raise RuntimeError("a run is already in progress")
+        run = Run(documents, question, config)
+        run.trace.subscribe(self._queue.append)     # deque.append is thread-safe
+        self._run = run
+        self._thread = run_in_background(run.execute_sync,
+                                         lambda result: self._finish(run, result),
+                                         lambda exc, details: self._fail(run, details),
+                                         name="rlm-run")
+        self._timer.start()
+        self.runningChanged.emit(True)
+        return run
+
+    def cancel(self) -> None:
+        """Stop the run now; `finished` follows with status "cancelled"."""
+        if self._run is not None:
+            self._run.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the worker thread ended (for shutdown and tests); True if it did."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """On quit: cancel and wait, so no engine thread outlives the window."""
+        self.cancel()
+        self.wait(timeout)
+
+    @Slot()
+    def flush(self) -> None:
+        """Hand everything queued so far to the GUI as one batch."""
+        if not self._queue:
+            return
+        batch: list[TraceEvent] = []
+        pop = self._queue.popleft
+        try:
+            while True:
+                batch.append(pop())
+        except IndexError:
+            pass
+        self.events.emit(batch)
+
+    def _finish(self, run: Run, result: RunResult) -> None:
+        self._end(run)
+        self.finished.emit(result)
+
+    def _fail(self, run: Run, details: str) -> None:
+        self._end(run)
+        self.failed.emit(details)
+
+    def _end(self, run: Run) -> None:
+        # Every event was queued before execute_sync returned: this flush is the last batch.
+        run.trace.unsubscribe(self._queue.append)
+        self.flush()
+        self._timer.stop()
+        self._run = None
+        self.runningChanged.emit(False)
