@@ -43,7 +43,8 @@ from typing import Any
 
 from _common import MB, machine, make_corpus, markdown_table, write_log_files
 
-from rlm_desktop.engine.replapi import Corpus, make_helpers
+from rlm_desktop.engine.helpers import make_helpers
+from rlm_desktop.engine.replapi import Corpus
 
 SEED = 0
 

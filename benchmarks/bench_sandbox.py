@@ -83,9 +83,10 @@ import bench_repl
 from bench_repl import CELLS, WARMUP
 
 from rlm_desktop.engine import restricted
+from rlm_desktop.engine.helpers import make_helpers
 from rlm_desktop.engine.pack import build_pack
 from rlm_desktop.engine.repl import ReplProcess, SandboxPolicy
-from rlm_desktop.engine.replapi import Corpus, make_helpers
+from rlm_desktop.engine.replapi import Corpus
 
 HOME = os.environ["RLM_DESKTOP_HOME"]
 SEED = 0

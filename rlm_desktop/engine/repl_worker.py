@@ -117,8 +117,9 @@ class Worker:
     # -- set-up ----------------------------------------------------------------------------
 
     def init(self, message: dict[str, Any]) -> None:
+        from rlm_desktop.engine.helpers import make_helpers
         from rlm_desktop.engine.pack import load_pack
-        from rlm_desktop.engine.replapi import Corpus, make_helpers
+        from rlm_desktop.engine.replapi import Corpus
 
         started = time.perf_counter()
         blob, entries = load_pack(message["pack"])

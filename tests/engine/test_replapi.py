@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rlm_desktop.corpus.document import Document
-from rlm_desktop.engine import replapi
+from rlm_desktop.engine import helpers as helpers_module
 from rlm_desktop.engine.grep import (
     BlobSearch,
     LineIndex,
@@ -25,7 +25,8 @@ from rlm_desktop.engine.grep import (
     compile_pattern,
     literal_alternatives,
 )
-from rlm_desktop.engine.replapi import Chunk, Corpus, Excerpt, Hit, Source, make_helpers
+from rlm_desktop.engine.helpers import make_helpers
+from rlm_desktop.engine.replapi import Chunk, Corpus, Excerpt, Hit, Source
 
 # The shared test corpus (tests/conftest.py's `corpus` fixture, shadowed here by a Corpus).
 SHARED_CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
@@ -238,7 +239,7 @@ def test_ignore_case_max_hits_and_one_hit_per_line(helpers: dict[str, Any]) -> N
 
 def test_truncation_to_the_default_cap(monkeypatch: pytest.MonkeyPatch,
                                        helpers: dict[str, Any]) -> None:
-    monkeypatch.setattr(replapi, "GREP_MAX_HITS", 3)
+    monkeypatch.setattr(helpers_module, "GREP_MAX_HITS", 3)
     hits = helpers["grep"]("e")
     assert len(hits) == 3 and hits.truncated
     assert not helpers["grep"]("e", max_hits=3).truncated

@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 
 from rlm_desktop.engine import restricted
-from rlm_desktop.engine.replapi import Corpus, make_helpers
+from rlm_desktop.engine.helpers import make_helpers
+from rlm_desktop.engine.replapi import Corpus
 from rlm_desktop.engine.restricted import (
     ALLOWED_MODULES,
     SCAFFOLDING_NAMES,
