@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlm-desktop",
         description="Ask hard questions of large document sets with Recursive Language Models.",
+        epilog="Without a command, opens the desktop window: rlm-desktop [PATH ...] "
+        "[--question Q] [--run] [--screenshot FILE] [--exit-when-done].",
     )
     parser.add_argument("--version", action="version", version=f"rlm-desktop {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -126,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rlm_desktop.engine.repl_worker import worker_main as repl_main
 
         return repl_main()
+    if not _wants_subcommand(args_list):
+        return _run_gui(args_list)
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command == "ingest":
@@ -135,8 +139,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_ask(args)
     parser.print_help()
-    print("\nThe desktop window is not part of this build yet; use the commands above.")
     return EXIT_OK
+
+
+SUBCOMMANDS = ("ingest", "ask")
+
+
+def _wants_subcommand(args: list[str]) -> bool:
+    """A subcommand, or the top-level --help/--version; anything else opens the window."""
+    if any(a in ("-h", "--help", "--version") for a in args):
+        return not args or args[0] in (*SUBCOMMANDS, "-h", "--help", "--version")
+    return bool(args) and args[0] in SUBCOMMANDS
+
+
+def build_gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlm-desktop",
+        description="Open the desktop window (subcommands: ingest, ask; see --help).",
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="files or folders to read when the window opens")
+    parser.add_argument("--question", "-q", metavar="Q", help="fill in the question")
+    parser.add_argument("--run", action="store_true",
+                        help="run the question once the documents are read")
+    parser.add_argument("--screenshot", metavar="FILE.png",
+                        help="save a picture of the window when the run (or reading) is done")
+    parser.add_argument("--exit-when-done", action="store_true",
+                        help="quit after that (with --screenshot: after saving it)")
+    return parser
+
+
+def _run_gui(args_list: list[str]) -> int:
+    args = build_gui_parser().parse_args(args_list)
+    try:
+        from rlm_desktop.ui.app import run_gui  # Qt is loaded only for the window
+    except ImportError as exc:
+        print(f"rlm-desktop: the desktop window cannot start: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_gui(args)
 
 
 def _run_ingest(args: argparse.Namespace) -> int:

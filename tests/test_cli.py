@@ -82,8 +82,8 @@ def test_exit_codes(corpus: Path, app_home: Path) -> None:
 
 def test_version_and_help(app_home: Path) -> None:
     assert run("--version", env_home=app_home).stdout.strip() == f"rlm-desktop {__version__}"
-    default = run(env_home=app_home)
-    assert default.returncode == 0 and "ingest" in default.stdout
+    shown = run("--help", env_home=app_home)
+    assert shown.returncode == 0 and "ingest" in shown.stdout and "--screenshot" in shown.stdout
 
 
 @pytest.mark.parametrize("flag", ["--json", None])

@@ -599,7 +599,8 @@ class _Rlm:
         node = run.trace.start("final", self.node, input=given)
         if neutralised:
             node.extra["remote_images_removed"] = neutralised
-        run.trace.end(node, output={"answer": answer, "citations": sources[:50]})
+        run.trace.end(node, output={"answer": answer,
+                                    "citations": run._with_paths(sources[:50])})
         return _Outcome(answer, status, list(sources), self.iterations)
 
     async def _last_chance(self) -> _Outcome:

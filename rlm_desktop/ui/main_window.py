@@ -1,0 +1,518 @@
+"""The main window: documents on the left, the question on top, the live trace tree in the
+centre, the inspector on the right, the answer and its citations at the bottom."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import PySide6
+from PySide6.QtCore import (
+    QByteArray,
+    QCoreApplication,
+    QItemSelection,
+    QModelIndex,
+    QSettings,
+    Qt,
+    QTimer,
+    Signal,
+    Slot,
+    qVersion,
+)
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from rlm_desktop import __version__, paths
+from rlm_desktop.engine.run import RunConfig, RunResult
+from rlm_desktop.engine.trace import TraceEvent
+from rlm_desktop.settings import Settings, resolve_endpoint
+from rlm_desktop.ui.answer_view import AnswerView
+from rlm_desktop.ui.bridge import RunBridge
+from rlm_desktop.ui.corpus_panel import CorpusPanel
+from rlm_desktop.ui.inspector import Inspector
+from rlm_desktop.ui.trace_model import (
+    COST,
+    DURATION,
+    STEP,
+    SUMMARY,
+    TOKENS,
+    NodeRole,
+    TraceFilterProxy,
+    TraceTreeModel,
+)
+
+ORGANIZATION = "rlm-desktop"
+APPLICATION = "rlm-desktop"
+STATUS_TEXT = {
+    "completed": "Completed", "max_iterations": "Stopped at the iteration limit",
+    "budget_exhausted": "Stopped: budget exhausted", "timeout": "Stopped: time limit reached",
+    "cancelled": "Cancelled", "error": "Failed",
+}
+
+
+def window_settings() -> QSettings:
+    """The window's QSettings: an INI file in the app's config dir (RLM_DESKTOP_HOME in
+    tests), never the platform's shared registry or plist."""
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(paths.config_dir() / "qt"))
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION,
+                     APPLICATION)
+
+
+def run_config() -> RunConfig:
+    """Endpoint, key, models, prices and sandbox level as saved (environment first)."""
+    from rlm_desktop.engine.budget import Pricing
+    from rlm_desktop.engine.repl import SandboxPolicy
+
+    settings = Settings.load()
+    base_url, api_key = resolve_endpoint(None, None)
+    try:
+        pricing = Pricing.load(paths.config_dir() / "pricing.json")
+    except (OSError, ValueError):
+        pricing = Pricing()
+    return RunConfig(base_url=base_url, api_key=api_key, model=settings.model,
+                     sub_model=settings.sub_model or settings.model, pricing=pricing,
+                     sandbox=SandboxPolicy(minimum=settings.min_sandbox))
+
+
+class MainWindow(QMainWindow):
+    """One investigation: documents, a question, its run, the answer."""
+
+    ingestionFinished = Signal(object)   # IngestResult
+    runFinished = Signal(object)         # RunResult, or None when the run could not start
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("RLM Desktop")
+        self.setAcceptDrops(True)
+        self.resize(1440, 900)
+        self._started = 0.0
+        self._tokens = 0
+        self._cost = 0.0
+        self._last_result: RunResult | None = None
+        self._viewer_dock: QDockWidget | None = None
+        self._sandbox = "sandbox: not yet known"
+
+        self.bridge = RunBridge(self)
+        self.bridge.events.connect(self._on_events)
+        self.bridge.finished.connect(self._on_run_finished)
+        self.bridge.failed.connect(self._on_run_failed)
+
+        # -- question --
+        self.question = QPlainTextEdit()
+        self.question.setPlaceholderText("Ask a question about the documents… "
+                                         "(Ctrl+Enter runs, Esc cancels)")
+        self.question.setTabChangesFocus(True)
+        self.question.setFixedHeight(self.question.fontMetrics().lineSpacing() * 3 + 14)
+        self.run_button = QPushButton("Run")
+        self.run_button.setToolTip("Run the question over the documents (Ctrl+Enter)")
+        self.run_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the run (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.run_button.clicked.connect(self.start_run)
+        self.cancel_button.clicked.connect(self.cancel_run)
+        question_row = QHBoxLayout()
+        question_row.addWidget(QLabel("<b>Question</b>"), 0, Qt.AlignmentFlag.AlignTop)
+        question_row.addWidget(self.question, 1)
+        run_buttons = QVBoxLayout()
+        run_buttons.addWidget(self.run_button)
+        run_buttons.addWidget(self.cancel_button)
+        run_buttons.addStretch(1)
+        question_row.addLayout(run_buttons)
+
+        # -- corpus --
+        self.corpus = CorpusPanel()
+        self.corpus.ingestionFinished.connect(self._on_ingested)
+        self.corpus.ingestionStarted.connect(self._update_actions)
+
+        # -- trace tree --
+        self.model = TraceTreeModel(self)
+        self.proxy = TraceFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.tree = QTreeView()
+        self.tree.setModel(self.proxy)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setAllColumnsShowFocus(True)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(SUMMARY, QHeaderView.ResizeMode.Stretch)
+        header.resizeSection(STEP, 130)
+        for column in (DURATION, TOKENS, COST):
+            header.resizeSection(column, 72)
+        self.proxy.rowsInserted.connect(self._on_rows_inserted)
+        self.tree.selectionModel().selectionChanged.connect(self._on_selection)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter steps (Ctrl+F)")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.set_text)
+        self.trace_title = QLabel("<b>Steps</b>")
+        trace_head = QHBoxLayout()
+        trace_head.addWidget(self.trace_title)
+        trace_head.addStretch(1)
+        trace_head.addWidget(self.filter, 2)
+        trace = QWidget()
+        trace_layout = QVBoxLayout(trace)
+        trace_layout.setContentsMargins(0, 0, 0, 0)
+        trace_layout.addLayout(trace_head)
+        trace_layout.addWidget(self.tree, 1)
+
+        # -- inspector, answer --
+        self.inspector = Inspector()
+        self.answer = AnswerView()
+        self.answer.citationActivated.connect(self.open_citation)
+
+        self.top_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.top_splitter.setObjectName("topSplitter")
+        self.top_splitter.addWidget(self.corpus)
+        self.top_splitter.addWidget(trace)
+        self.top_splitter.addWidget(self.inspector)
+        self.top_splitter.setStretchFactor(1, 1)
+        self.top_splitter.setSizes([380, 700, 360])
+        self.main_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.main_splitter.setObjectName("mainSplitter")
+        self.main_splitter.addWidget(self.top_splitter)
+        self.main_splitter.addWidget(self.answer)
+        self.main_splitter.setStretchFactor(0, 3)
+        self.main_splitter.setStretchFactor(1, 1)
+        self.main_splitter.setSizes([600, 220])
+        self.answer.splitter.setSizes([700, 700])
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(8, 8, 8, 4)
+        layout.addLayout(question_row)
+        layout.addWidget(self.main_splitter, 1)
+        self.setCentralWidget(central)
+
+        # -- status bar --
+        config = run_config()
+        self.model_label = QLabel(f"model: {config.model}"
+                                  + (f" / {config.child_model}"
+                                     if config.child_model != config.model else ""))
+        self.model_label.setToolTip(f"endpoint: {config.base_url or 'api.openai.com'}")
+        self.tokens_label = QLabel("tokens: 0")
+        self.cost_label = QLabel("cost: $0.0000")
+        self.elapsed_label = QLabel("elapsed: 0.0 s")
+        self.sandbox_label = QLabel(self._sandbox)
+        self.sandbox_label.setToolTip("How strongly the model's code is confined by the OS "
+                                      "(known once a run has started its REPL)")
+        bar = self.statusBar()
+        for label in (self.model_label, self.tokens_label, self.cost_label,
+                      self.elapsed_label, self.sandbox_label):
+            bar.addPermanentWidget(label)
+        self._clock = QTimer(self)
+        self._clock.setInterval(250)
+        self._clock.timeout.connect(self._update_status)
+
+        self._make_actions()
+        self._update_actions()
+        self.restore_layout()
+
+    # -- menus and shortcuts -----------------------------------------------------------------
+
+    def _make_actions(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        self.add_files_action = QAction("Add &files…", self)
+        self.add_files_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.add_files_action.triggered.connect(self.corpus.choose_files)
+        self.add_folder_action = QAction("Add f&older…", self)
+        self.add_folder_action.triggered.connect(self.corpus.choose_folder)
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addActions([self.add_files_action, self.add_folder_action])
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+
+        edit_menu = menu.addMenu("&Edit")
+        self.copy_answer_action = QAction("&Copy answer", self)
+        self.copy_answer_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        self.copy_answer_action.triggered.connect(self.answer.copy_answer)
+        edit_menu.addAction(self.copy_answer_action)
+
+        run_menu = menu.addMenu("&Run")
+        self.run_action = QAction("&Run question", self)
+        self.run_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self.run_action.triggered.connect(self.start_run)
+        self.cancel_action = QAction("&Cancel run", self)
+        self.cancel_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.cancel_action.triggered.connect(self.cancel_run)
+        run_menu.addActions([self.run_action, self.cancel_action])
+
+        view_menu = menu.addMenu("&View")
+        self.filter_action = QAction("&Filter tree", self)
+        self.filter_action.setShortcut(QKeySequence.StandardKey.Find)
+        self.filter_action.triggered.connect(self.focus_filter)
+        view_menu.addAction(self.filter_action)
+
+        help_menu = menu.addMenu("&Help")
+        about = QAction("&About RLM Desktop", self)
+        about.triggered.connect(self.show_about)
+        help_menu.addAction(about)
+        for action in (self.add_files_action, self.run_action, self.cancel_action,
+                       self.filter_action, self.copy_answer_action):
+            self.addAction(action)   # shortcuts work wherever the focus is
+
+    def _update_actions(self) -> None:
+        running = self.bridge.run is not None
+        ingesting = self.corpus.is_ingesting()
+        self.run_button.setEnabled(not running and not ingesting)
+        self.run_action.setEnabled(not running and not ingesting)
+        self.cancel_button.setEnabled(running)
+        self.cancel_action.setEnabled(running)
+        self.copy_answer_action.setEnabled(bool(self.answer.answer))
+
+    @Slot()
+    def focus_filter(self) -> None:
+        self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter.selectAll()
+
+    @Slot()
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About RLM Desktop", about_text())
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def add_paths(self, paths_: list[str]) -> bool:
+        """Read files or folders (what a drop, the dialogs and the command line do)."""
+        return self.corpus.add_paths(paths_)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:
+        event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        local = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if local and self.add_paths(local):
+            event.acceptProposedAction()
+        else:
+            if local:
+                self.statusBar().showMessage("Still reading the previous documents; drop "
+                                             "again when they are done.", 5000)
+            event.ignore()
+
+    def _on_ingested(self, result: Any) -> None:
+        self._update_actions()
+        if result.cancelled:
+            self.statusBar().showMessage("Reading the documents was cancelled.", 5000)
+        self.ingestionFinished.emit(result)
+
+    # -- the run -----------------------------------------------------------------------------
+
+    @Slot()
+    def start_run(self) -> bool:
+        question = self.question.toPlainText().strip()
+        if self.bridge.run is not None or self.corpus.is_ingesting():
+            return False
+        if not question:
+            self.statusBar().showMessage("Type a question first.", 5000)
+            self.question.setFocus()
+            return False
+        documents = self.corpus.documents()
+        if not documents:
+            self.statusBar().showMessage("Add documents first (Ctrl+O, or drop them here).",
+                                         5000)
+            return False
+        self.model.clear()
+        self.inspector.show_node(None)
+        self.answer.clear()
+        self._tokens, self._cost = 0, 0.0
+        self._last_result = None
+        self._sandbox = "sandbox: starting…"
+        self._started = time.monotonic()
+        self.bridge.start(documents, question, run_config())
+        self._clock.start()
+        self._update_status()
+        self._update_actions()
+        self.statusBar().showMessage("Running…")
+        return True
+
+    @Slot()
+    def cancel_run(self) -> None:
+        if self.bridge.run is not None:
+            self.statusBar().showMessage("Cancelling…")
+            self.bridge.cancel()
+
+    @property
+    def last_result(self) -> RunResult | None:
+        return self._last_result
+
+    def _on_events(self, events: list[TraceEvent]) -> None:
+        bar = self.tree.verticalScrollBar()
+        at_bottom = bar.value() >= bar.maximum() - 2
+        self.model.add_events(events)
+        selected = self.inspector.node
+        for event in events:
+            node = event.node
+            if event.type == "end" and node.kind != "run":
+                self._tokens += node.usage.total_tokens if node.usage else 0
+                self._cost += node.cost_usd or 0.0
+            if selected is not None and node.id == selected.id and event.type == "end":
+                self.inspector.show_node(node)
+        if at_bottom:
+            self.tree.scrollToBottom()
+
+    def _on_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
+        # New steps are shown where they happen: open their parent (once per batch).
+        if parent.isValid() and not self.tree.isExpanded(parent):
+            self.tree.expand(parent)
+        for row in range(first, last + 1):   # rows that arrived with their children
+            index = self.proxy.index(row, 0, parent)
+            if self.proxy.hasChildren(index):
+                self.tree.expand(index)
+
+    def _on_run_finished(self, result: RunResult) -> None:
+        self._clock.stop()
+        self._last_result = result
+        self._tokens = result.usage.total_tokens
+        self._cost = result.cost_usd
+        level = result.sandbox.get("level") if result.sandbox else None
+        self._sandbox = f"sandbox: {level}" if level else "sandbox: not started"
+        note = None
+        if result.status != "completed":
+            note = STATUS_TEXT.get(result.status, result.status)
+            if result.error:
+                note += f": {result.error}"
+        self.answer.show_answer(result.answer, result.citations, note)
+        if not self.tree.selectionModel().hasSelection():
+            self._select_final_step()
+        self._update_status(elapsed=result.elapsed_s)
+        self._update_actions()
+        self.statusBar().showMessage(
+            f"{STATUS_TEXT.get(result.status, result.status)} · "
+            f"{result.iterations} iterations · {result.subcalls:,} child calls", 0)
+        self.runFinished.emit(result)
+
+    def _on_run_failed(self, details: str) -> None:
+        self._clock.stop()
+        self._update_actions()
+        self.runFinished.emit(None)
+        raise RuntimeError(f"the run failed with an internal error:\n{details}")
+
+    def _update_status(self, elapsed: float | None = None) -> None:
+        if elapsed is None:
+            elapsed = time.monotonic() - self._started if self._started else 0.0
+        self.tokens_label.setText(f"tokens: {self._tokens:,}")
+        self.cost_label.setText(f"cost: ${self._cost:.4f}")
+        self.elapsed_label.setText(f"elapsed: {elapsed:.1f} s")
+        self.sandbox_label.setText(self._sandbox)
+
+    # -- inspector and citations ------------------------------------------------------------
+
+    def _on_selection(self, selected: QItemSelection, deselected: QItemSelection) -> None:
+        indexes = self.tree.selectionModel().selectedRows(0)
+        node = self.proxy.data(indexes[0], NodeRole) if indexes else None
+        self.inspector.show_node(node)
+
+    def _select_final_step(self) -> None:
+        """After a run, show the step that gave the answer (the last one when none did)."""
+        run = self.model.index(0, 0)
+        rows = self.model.rowCount(run)
+        for row in reversed(range(rows)):
+            node = self.model.data(self.model.index(row, 0, run), NodeRole)
+            if node is not None and node.kind == "final":
+                self.select_node(node.id)
+                return
+
+    def select_node(self, node_id: int) -> bool:
+        """Select a step by id (the tree scrolls to it); False when it is filtered out."""
+        index = self.proxy.mapFromSource(self.model.index_of_node(node_id))
+        if not index.isValid():
+            return False
+        self.tree.setCurrentIndex(index)
+        self.tree.scrollTo(index)
+        return True
+
+    @Slot(dict)
+    def open_citation(self, citation: dict[str, Any]) -> None:
+        from rlm_desktop.ui.viewer import DocumentViewer  # loads QtPdf only when needed
+
+        if self._viewer_dock is None:
+            dock = QDockWidget("Document", self)
+            dock.setObjectName("documentDock")
+            dock.setWidget(DocumentViewer(dock))
+            dock.setAllowedAreas(Qt.DockWidgetArea.AllDockWidgetAreas)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            self._viewer_dock = dock
+        dock = self._viewer_dock
+        viewer = dock.widget()
+        assert isinstance(viewer, DocumentViewer)
+        path = str(citation.get("path") or "")
+        kind = self._kind_of(path, str(citation.get("document") or ""))
+        viewer.show_location(path, kind, citation.get("page"), citation.get("line"),
+                             str(citation.get("text") or ""),
+                             name=str(citation.get("document") or "") or None)
+        dock.setWindowTitle(f"Document — {citation.get('document') or Path(path).name}")
+        dock.show()
+        dock.raise_()
+
+    @property
+    def viewer_dock(self) -> QDockWidget | None:
+        return self._viewer_dock
+
+    def _kind_of(self, path: str, name: str) -> str:
+        for document in self.corpus.documents():
+            if document.path == path and (not name or document.name == name):
+                return document.kind
+        return "pdf" if path.lower().endswith(".pdf") else "text"
+
+    # -- layout memory and shutdown -----------------------------------------------------------
+
+    def save_layout(self) -> None:
+        settings = window_settings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        for splitter in (self.top_splitter, self.main_splitter, self.answer.splitter):
+            settings.setValue(f"splitters/{splitter.objectName()}", splitter.saveState())
+        settings.sync()
+
+    def restore_layout(self) -> None:
+        settings = window_settings()
+        geometry = settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        for splitter in (self.top_splitter, self.main_splitter, self.answer.splitter):
+            saved = settings.value(f"splitters/{splitter.objectName()}")
+            if isinstance(saved, QByteArray):
+                splitter.restoreState(saved)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        self.corpus.cancel_ingestion()
+        self.bridge.shutdown()
+        super().closeEvent(event)
+
+
+def about_text() -> str:
+    return (f"<h3>RLM Desktop {__version__}</h3>"
+            "<p>Ask hard questions of large document sets with Recursive Language Models.</p>"
+            f"<p>Qt {qVersion()} · PySide {PySide6.__version__} · "
+            f"Python {platform.python_version()}<br>"
+            f"{QCoreApplication.applicationName() or APPLICATION} on {platform.system()}</p>")
