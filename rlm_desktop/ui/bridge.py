@@ -23,6 +23,7 @@ from rlm_desktop.engine.trace import TraceEvent
 T = TypeVar("T")
 
 FLUSH_MS = 50  # well under the 100 ms a person notices; one signal per tick at most
+MAX_BATCH = 400  # events per batch: a slice the tree applies in a few ms
 
 
 class _Relay(QObject, Generic[T]):
@@ -39,15 +40,31 @@ class _Relay(QObject, Generic[T]):
         self.done.connect(self._deliver_done, Qt.ConnectionType.QueuedConnection)
         self.failed.connect(self._deliver_failed, Qt.ConnectionType.QueuedConnection)
 
+        self.thread: threading.Thread | None = None
+
     @Slot(object)
     def _deliver_done(self, value: T) -> None:
-        _live.discard(self)
-        self._on_done(value)
+        try:
+            self._on_done(value)
+        finally:
+            self._release()
 
     @Slot(object, str)
     def _deliver_failed(self, error: BaseException, details: str) -> None:
+        try:
+            self._on_failed(error, details)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        # Let go only once the worker has ended and dropped its own references: the last
+        # reference to this relay, its callbacks and the operation (often methods of a
+        # widget) must die on the GUI thread, never on the worker's (Qt objects deleted off
+        # their thread crash).
+        if self.thread is not None:
+            self.thread.join(5)
+        self._on_done = self._on_failed = _ignore
         _live.discard(self)
-        self._on_failed(error, details)
 
 
 _live: set[_Relay[Any]] = set()  # relays waiting for their worker: kept alive until it ends
@@ -70,8 +87,13 @@ def run_in_background(op: Callable[[], T], on_done: Callable[[T], None],
             relay.done.emit(result)
 
     thread = threading.Thread(target=work, name=name, daemon=True)
+    relay.thread = thread
     thread.start()
     return thread
+
+
+def _ignore(*args: Any) -> None:
+    return None
 
 
 class RunBridge(QObject):
@@ -95,6 +117,7 @@ class RunBridge(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self.flush)
+        self._draining = False
 
     def _get_running(self) -> bool:
         return self._run is not None
@@ -141,30 +164,42 @@ class RunBridge(QObject):
 
     @Slot()
     def flush(self) -> None:
-        """Hand everything queued so far to the GUI as one batch."""
+        """Hand what is queued to the GUI: at most MAX_BATCH events per batch, the rest in
+        further batches with the event loop running in between, so a burst of thousands of
+        nodes never holds the GUI thread for long."""
         if not self._queue:
             return
         batch: list[TraceEvent] = []
         pop = self._queue.popleft
         try:
-            while True:
+            while len(batch) < MAX_BATCH:
                 batch.append(pop())
         except IndexError:
             pass
         self.events.emit(batch)
+        if self._queue and not self._draining:
+            self._draining = True
+            QTimer.singleShot(0, self._drain)
+
+    def _drain(self) -> None:
+        self._draining = False
+        self.flush()
 
     def _finish(self, run: Run, result: RunResult) -> None:
-        self._end(run)
-        self.finished.emit(result)
+        self._end(run, lambda: self.finished.emit(result))
 
     def _fail(self, run: Run, details: str) -> None:
-        self._end(run)
-        self.failed.emit(details)
+        self._end(run, lambda: self.failed.emit(details))
 
-    def _end(self, run: Run) -> None:
-        # Every event was queued before execute_sync returned: this flush is the last batch.
+    def _end(self, run: Run, then: Callable[[], None]) -> None:
+        # Every event was queued before execute_sync returned: deliver them all (in slices,
+        # the event loop running between them), then report the end.
         run.trace.unsubscribe(self._queue.append)
-        self.flush()
+        if self._queue:
+            self.flush()
+            QTimer.singleShot(0, lambda: self._end(run, then))
+            return
         self._timer.stop()
         self._run = None
         self.runningChanged.emit(False)
+        then()

@@ -87,8 +87,8 @@ def run_config() -> RunConfig:
     except (OSError, ValueError):
         pricing = Pricing()
     return RunConfig(base_url=base_url, api_key=api_key, model=settings.model,
-                     sub_model=settings.sub_model or settings.model, pricing=pricing,
-                     sandbox=SandboxPolicy(minimum=settings.min_sandbox))
+                     sub_model=settings.sub_model or settings.model, limits=settings.limits(),
+                     pricing=pricing, sandbox=SandboxPolicy(minimum=settings.min_sandbox))
 
 
 class MainWindow(QMainWindow):
@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         self._last_result: RunResult | None = None
         self._viewer_dock: QDockWidget | None = None
         self._sandbox = "sandbox: not yet known"
+        self.settings_dialog: Any = None   # the settings dialog while it is open
 
         self.bridge = RunBridge(self)
         self.bridge.events.connect(self._on_events)
@@ -203,11 +204,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         # -- status bar --
-        config = run_config()
-        self.model_label = QLabel(f"model: {config.model}"
-                                  + (f" / {config.child_model}"
-                                     if config.child_model != config.model else ""))
-        self.model_label.setToolTip(f"endpoint: {config.base_url or 'api.openai.com'}")
+        self.model_label = QLabel()
+        self._show_model()
         self.tokens_label = QLabel("tokens: 0")
         self.cost_label = QLabel("cost: $0.0000")
         self.elapsed_label = QLabel("elapsed: 0.0 s")
@@ -227,6 +225,13 @@ class MainWindow(QMainWindow):
         self.restore_layout()
 
     # -- menus and shortcuts -----------------------------------------------------------------
+
+    def _show_model(self) -> None:
+        config = run_config()
+        self.model_label.setText(f"model: {config.model}"
+                                 + (f" / {config.child_model}"
+                                    if config.child_model != config.model else ""))
+        self.model_label.setToolTip(f"endpoint: {config.base_url or 'api.openai.com'}")
 
     def _make_actions(self) -> None:
         menu = self.menuBar()
@@ -248,6 +253,12 @@ class MainWindow(QMainWindow):
         self.copy_answer_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
         self.copy_answer_action.triggered.connect(self.answer.copy_answer)
         edit_menu.addAction(self.copy_answer_action)
+        edit_menu.addSeparator()
+        self.settings_action = QAction("&Settings…", self)
+        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.settings_action.triggered.connect(self.show_settings)
+        edit_menu.addAction(self.settings_action)
 
         run_menu = menu.addMenu("&Run")
         self.run_action = QAction("&Run question", self)
@@ -269,7 +280,7 @@ class MainWindow(QMainWindow):
         about.triggered.connect(self.show_about)
         help_menu.addAction(about)
         for action in (self.add_files_action, self.run_action, self.cancel_action,
-                       self.filter_action, self.copy_answer_action):
+                       self.filter_action, self.copy_answer_action, self.settings_action):
             self.addAction(action)   # shortcuts work wherever the focus is
 
     def _update_actions(self) -> None:
@@ -285,6 +296,22 @@ class MainWindow(QMainWindow):
     def focus_filter(self) -> None:
         self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.filter.selectAll()
+
+    @Slot()
+    def show_settings(self) -> bool:
+        """The settings dialog (modal); True when the user saved."""
+        from rlm_desktop.ui.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self)
+        self.settings_dialog = dialog   # reachable while open (tests, automation)
+        try:
+            saved = dialog.exec() == SettingsDialog.DialogCode.Accepted
+        finally:
+            self.settings_dialog = None
+            dialog.deleteLater()
+        if saved:
+            self._show_model()
+        return saved
 
     @Slot()
     def show_about(self) -> None:
