@@ -23,7 +23,7 @@ from rlm_desktop.engine.trace import TraceEvent
 T = TypeVar("T")
 
 FLUSH_MS = 50  # well under the 100 ms a person notices; one signal per tick at most
-MAX_BATCH = 400  # events per batch: a slice the tree applies in a few ms
+MAX_BATCH = 2000  # events per batch: bounds the work of one flush on the GUI thread
 
 
 class _Relay(QObject, Generic[T]):
