@@ -60,7 +60,7 @@ class LiveTree:
             failed = f", {counts[1]:,} failed" if counts[1] else ""
             indent = "  " * (self.levels.get(node.id, 0) + 1)
             self.out.write(f"{indent}… and {counts[0]:,} more child calls{failed}\n")
-        text = self.describe(node)
+        text = summarize(node)
         if text:
             self._line(node, text)
 
@@ -69,10 +69,6 @@ class LiveTree:
         line = one_line(printable(text), max(40, self.width - len(indent)))
         self.out.write(indent + line + "\n")
         self.out.flush()
-
-    @staticmethod
-    def describe(node: TraceNode) -> str:
-        return summarize(node)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -7,13 +7,15 @@ import json
 import shutil
 import sys
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from rlm_desktop import __version__
 
 if TYPE_CHECKING:
     from rlm_desktop.corpus.ingest import IngestResult
+
+N = TypeVar("N", int, float)
 
 EXIT_OK = 0
 EXIT_NOTHING_READ = 1
@@ -90,32 +92,24 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                      help="password for protected PDFs (repeat to try several)")
 
 
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return number
+def _checked(convert: Callable[[str], N], ok: Callable[[N], bool], message: str,
+             name: str) -> Callable[[str], N]:
+    """An argparse type: `convert`, then refuse values for which `ok` is false."""
+
+    def parse(value: str) -> N:
+        number = convert(value)
+        if not ok(number):
+            raise argparse.ArgumentTypeError(message)
+        return number
+
+    parse.__name__ = name  # argparse names the type in its "invalid ... value" message
+    return parse
 
 
-def _non_negative_float(value: str) -> float:
-    number = float(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return number
+_non_negative_int = _checked(int, lambda n: n >= 0, "must be 0 or more", "int")
+_non_negative_float = _checked(float, lambda n: n >= 0, "must be 0 or more", "float")
+_positive_int = _checked(int, lambda n: n >= 1, "must be at least 1", "int")
+_positive_float = _checked(float, lambda n: n > 0, "must be positive", "float")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

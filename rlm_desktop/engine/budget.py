@@ -116,7 +116,6 @@ class Ledger:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     subcalls: int = 0
-    root_calls: int = 0
     started: float = field(default_factory=time.monotonic)
     # Prompts of calls in flight: concurrent calls must not all pass the same check.
     reserved_tokens: int = 0

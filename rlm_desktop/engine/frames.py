@@ -29,7 +29,7 @@ def _require(condition: bool, message: str) -> None:
         raise FrameError(message)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -66,9 +66,9 @@ def check_worker_frame(frame: Any) -> dict[str, Any]:
                      and all(_is_citation(s) for s in sources),
                      f"final.sources must be at most {MAX_CITATIONS} "
                      "{doc_index, start, end, kind} objects")
-        _require(_is_int(message.get("events_dropped", 0)), "events_dropped must be a number")
+        _require(is_int(message.get("events_dropped", 0)), "events_dropped must be a number")
     elif op == "ready":
-        _require(_is_int(message.get("documents")), "ready.documents must be a number")
+        _require(is_int(message.get("documents")), "ready.documents must be a number")
     else:
         raise FrameError(f"unknown op {op!r}")
     return message
@@ -76,7 +76,7 @@ def check_worker_frame(frame: Any) -> dict[str, Any]:
 
 def _is_citation(value: Any) -> bool:
     return (isinstance(value, dict) and set(value) == {"doc_index", "start", "end", "kind"}
-            and all(_is_int(value[k]) and value[k] >= 0 for k in ("doc_index", "start", "end"))
+            and all(is_int(value[k]) and value[k] >= 0 for k in ("doc_index", "start", "end"))
             and value["kind"] in ("line", "span"))
 
 
@@ -107,7 +107,7 @@ def _check_call(message: dict[str, Any]) -> None:
         spans = message.get("spans")
         if not isinstance(spans, list) or len(spans) > MAX_SPANS:
             raise FrameError("spans must be a list")
-        _require(all(isinstance(s, list) and len(s) == 3 and all(_is_int(x) and x >= 0
+        _require(all(isinstance(s, list) and len(s) == 3 and all(is_int(x) and x >= 0
                                                                  for x in s)
                      and s[1] <= s[2] for s in spans),
                  "each span must be [document, start, end]")

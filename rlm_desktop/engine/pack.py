@@ -46,10 +46,6 @@ class CorpusPack:
             self.temp_dir.cleanup()
             self.temp_dir = None
 
-    def describe(self) -> list[dict[str, Any]]:
-        """What the root prompt may say about the corpus (names, kinds, sizes)."""
-        return self.entries
-
 
 def build_pack(documents: Sequence[Document]) -> CorpusPack:
     entries: list[dict[str, Any]] = []

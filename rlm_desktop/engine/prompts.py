@@ -197,11 +197,8 @@ def first_message(question: str, corpus_description: str) -> str:
             "Explore the corpus in the REPL and answer the question. Start by looking at it.")
 
 
-def continuation(outputs: Sequence[str]) -> str:
-    if not outputs:
-        return ("Your reply had no ```repl code block and no FINAL. Write code to continue, "
-                "or answer with FINAL(answer, sources=...).")
-    return "\n\n".join(outputs)
+NUDGE = ("Your reply had no ```repl code block and no FINAL. Write code to continue, "
+         "or answer with FINAL(answer, sources=...).")
 
 
 LAST_CHANCE = ("You have reached the limit of turns. Do not write more code. Give your best "

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rlm_desktop.confine import worker_process_options
+from rlm_desktop import confine
 from rlm_desktop.corpus.worker import JSON_FRAME, MAX_FRAME
 from rlm_desktop.engine.frames import FrameError, check_worker_frame, size_limit
 
@@ -96,12 +96,10 @@ class ReplProcess:
 
     async def start(self) -> dict[str, Any]:
         self._home = tempfile.TemporaryDirectory(prefix="rlm-repl-")
-        env, kwargs = worker_process_options(self._home.name)
+        env, kwargs = confine.worker_process_options(self._home.name)
         env["PYTHONHASHSEED"] = "0"
         command = worker_command()
         if self.sandbox.os:
-            from rlm_desktop import confine
-
             # For sandbox-exec (macOS), which applies from the first instruction: the
             # runtime the interpreter needs to start (site-packages too: its .pth files are
             # read at start-up) and exactly the corpus files, not their folders.
@@ -118,8 +116,6 @@ class ReplProcess:
             raise ReplError(f"cannot start the REPL worker: {exc}") from exc
         parent_side: dict[str, Any] = {}
         if self.sandbox.os:
-            from rlm_desktop import confine
-
             parent_side = confine.confine_child(self._proc.pid,
                                                 memory_bytes=self._memory_bytes)
         self._stderr_task = asyncio.create_task(self._drain_stderr())
@@ -148,10 +144,8 @@ class ReplProcess:
 
     def _level_problem(self, report: dict[str, Any]) -> str | None:
         """Why model code must not run here: confinement below the user's minimum."""
-        from rlm_desktop.confine import level_at_least
-
         level = str(report.get("level", "none")) if self.sandbox.os else "none"
-        if level_at_least(level, self.sandbox.minimum):
+        if confine.level_at_least(level, self.sandbox.minimum):
             return None
         missing = "; ".join(report.get("missing") or ()) or "OS confinement is off"
         return (f"the sandbox reached level {level!r}, below the minimum "

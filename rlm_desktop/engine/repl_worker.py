@@ -108,10 +108,6 @@ class Worker:
         message = self.receive()
         if message["op"] != "result":
             raise ProtocolError(f"expected a result frame, got {message['op']!r}")
-        if message.get("abort"):
-            # The run is over (budget, time, cancel): stop the cell without letting model
-            # code catch it.
-            raise _Final()
         return message.get("value")
 
     # -- set-up ----------------------------------------------------------------------------
@@ -143,11 +139,9 @@ class Worker:
         """Import what model code may use, then apply the OS layer: after this the worker
         reads only the Python runtime, writes only its pipes, and has no network."""
         from rlm_desktop import confine
-        from rlm_desktop.engine.restricted import ALLOWED_MODULES, preload_modules
+        from rlm_desktop.engine.restricted import preload_modules
 
-        preload_modules()
-        for name in sorted(ALLOWED_MODULES):
-            __import__(name)
+        preload_modules()  # imports every allowed module
         __import__("_strptime")  # datetime.strptime imports it lazily
         memory = sandbox.get("memory_bytes")
         result = confine.lockdown(read_paths=confine.worker_read_paths(),

@@ -24,6 +24,7 @@ from rlm_desktop.engine import prompts
 from rlm_desktop.engine.budget import BudgetExhausted, Ledger, Limits, Pricing, estimate_tokens
 from rlm_desktop.engine.client import Completion, Message, ModelClient, ModelError
 from rlm_desktop.engine.frames import MAX_PROMPT_CHARS as MAX_CHILD_PROMPT_CHARS
+from rlm_desktop.engine.frames import is_int
 from rlm_desktop.engine.pack import CorpusPack, build_pack
 from rlm_desktop.engine.repl import ReplError, ReplProcess, SandboxPolicy
 from rlm_desktop.engine.trace import Trace, TraceNode, Usage
@@ -83,10 +84,6 @@ class RunResult:
         if self.unpriced_models:
             data["unpriced_models"] = self.unpriced_models
         return data
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _Stop(Exception):
@@ -239,7 +236,7 @@ class Run:
         out = []
         for c in citations:
             raw = (c.get("doc_index"), c.get("start"), c.get("end"))
-            if not all(_is_int(v) for v in raw):
+            if not all(is_int(v) for v in raw):
                 continue
             index, start, end = (int(v or 0) for v in raw)
             if not 0 <= index < len(self.documents):
@@ -336,7 +333,6 @@ class _Rlm:
         self.repl = ReplProcess(run._pack.to_json(), spans, sandbox=run.config.sandbox)
         self.iterations = 0
         self.last_prose = ""
-        self.last_output = ""
         self.messages: list[Message] = []
 
     async def close(self) -> None:
@@ -347,7 +343,7 @@ class _Rlm:
         answer = self.last_prose.strip()
         return _Outcome(answer, status, iterations=self.iterations, error=message)
 
-    def _describe(self, info: dict[str, Any]) -> str:
+    def _describe(self) -> str:
         pack = self.run._pack
         assert pack is not None
         entries = pack.entries
@@ -361,11 +357,11 @@ class _Rlm:
     async def solve(self) -> _Outcome:
         limits = self.run.config.limits
         try:
-            info = await self.repl.start()
+            await self.repl.start()
             self.messages = [
                 {"role": "system", "content": prompts.system_prompt(limits.output_chars)},
                 {"role": "user", "content": prompts.first_message(self.question,
-                                                                   self._describe(info))},
+                                                                   self._describe())},
             ]
             while self.iterations < limits.max_iterations:
                 self.iterations += 1
@@ -428,10 +424,9 @@ class _Rlm:
         if problem:
             outputs.append(problem)
         if not outputs:
-            self.messages.append({"role": "user", "content": prompts.continuation([])})
+            self.messages.append({"role": "user", "content": prompts.NUDGE})
             return None
         joined = "\n\n".join(outputs)
-        self.last_output = joined
         self.messages.append({"role": "user", "content": prompts.truncate(
             joined, limits.output_chars)})
         return None

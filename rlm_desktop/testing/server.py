@@ -163,16 +163,8 @@ class ScriptedServer:
                  report_usage: bool = True, model: str = "scripted", port: int = 0) -> None:
         self._root_fn: Callable[[Messages], str] | None = None
         self._root_list: list[Reply] = []
-        if callable(root):
-            self._root_fn = root
-        else:
-            self._root_list = [root] if isinstance(root, str) else list(root)
         self._child_fn: Callable[[str], str] | None = None
         self._child_rules: list[ChildRule] = []
-        if callable(children):
-            self._child_fn = children
-        else:
-            self._child_rules = list(children)
         self.latency = latency
         self.child_latency = child_latency
         self.report_usage = report_usage
@@ -188,6 +180,7 @@ class ScriptedServer:
         self._serial = 0
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.set_script(root, children)
 
     def set_script(self, root: Sequence[Reply] | Callable[[Messages], str] = (),
                    children: Sequence[ChildRule] | Callable[[str], str] | None = None) -> None:
