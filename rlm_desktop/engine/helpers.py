@@ -36,6 +36,17 @@ from rlm_desktop.engine.replapi import (
 )
 
 _TRACE_TEXT = 1000  # characters of a helper's argument kept in its trace node
+TRACE_SAMPLE = 20   # grep hits / partition chunks whose location a trace node keeps
+_SAMPLE_TEXT = 300  # characters of a sampled line
+
+
+def _located(doc: str, page: int | None, line: int, text: str | None = None
+             ) -> dict[str, Any]:
+    """A place in the corpus as the trace records it (the GUI opens it in the viewer)."""
+    where: dict[str, Any] = {"doc": doc, "page": page, "line": line}
+    if text is not None:
+        where["text"] = text[:_SAMPLE_TEXT]
+    return where
 
 
 def _jsonable(value: Any) -> Any:
@@ -288,7 +299,9 @@ def make_helpers(corpus: Corpus, record: Recorder | None = None) -> dict[str, Ca
 
         def summary(hits: Hits) -> dict[str, Any]:
             return {"hits": len(hits), "documents": len({h.doc_index for h in hits}),
-                    "first": [str(h) for h in hits[:5]], "truncated": hits.truncated}
+                    "first": [str(h) for h in hits[:5]], "truncated": hits.truncated,
+                    "sample": [_located(h.doc, h.page, h.line, h.text)
+                               for h in hits[:TRACE_SAMPLE]]}
 
         return cast(Hits, recorded(
             "grep", inputs, lambda: _grep(corpus, pattern, target, ignore_case, max_hits),
@@ -311,6 +324,9 @@ def make_helpers(corpus: Corpus, record: Recorder | None = None) -> dict[str, Ca
         return cast(list[Chunk], recorded(
             "partition", inputs, lambda: _partition(corpus, target, parts, size, by),
             lambda chunks: {"chunks": len(chunks), "sizes": [len(c) for c in chunks[:10]],
-                            "chars": sum(map(len, chunks))}))
+                            "chars": sum(map(len, chunks)),
+                            "sources": [dict(_located(s.doc, s.page, s.line), chunk=n)
+                                        for n, c in enumerate(chunks[:TRACE_SAMPLE])
+                                        for s in c.sources[:3]]}))
 
     return {"peek": peek, "grep": grep, "partition": partition}

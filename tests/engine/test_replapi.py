@@ -605,10 +605,15 @@ def test_every_call_records_one_trace_node(corpus: Corpus) -> None:
                             "ignore_case": True, "max_hits": None}
     assert grep_node[2]["hits"] == 3 and grep_node[2]["documents"] == 2
     assert grep_node[2]["first"][0] == "app.log:2: 2024-01-01 ERROR disk full"
+    assert grep_node[2]["sample"][0] == {"doc": "app.log", "page": None, "line": 2,
+                                         "text": "2024-01-01 ERROR disk full"}
+    assert len(grep_node[2]["sample"]) == 3
     assert grep_node[3] <= grep_node[4]
     assert nodes[1][1] == {"target": "app.log:2", "start": -5, "length": 10}
     assert nodes[2][1]["target"] == "contract.pdf"
     assert nodes[2][2] == {"chunks": 3, "sizes": [len(p) for p in PDF_PAGES],
-                           "chars": sum(map(len, PDF_PAGES))}
+                           "chars": sum(map(len, PDF_PAGES)),
+                           "sources": [{"chunk": n, "doc": "contract.pdf", "page": n + 1,
+                                        "line": 1} for n in range(3)]}
     assert nodes[3][2]["error"].startswith("ValueError: grep: invalid regular expression")
     assert helpers["grep"].__doc__ and helpers["peek"].__doc__ and helpers["partition"].__doc__
