@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,26 @@ def mailbox() -> str:
 
 
 CORPUS_FILES = ("approvals.log", "procurement-policy.pdf", "procurement.mbox")
+
+
+def bundled_corpus() -> list[Path]:
+    """The demo corpus shipped in `rlm_desktop/resources/demo/`, as files on disk (copied
+    to the cache dir first when the package is not installed as plain files)."""
+    from rlm_desktop import paths
+
+    root = files("rlm_desktop.resources").joinpath("demo")
+    if isinstance(root, Path):
+        return [root / name for name in CORPUS_FILES]
+    target = paths.cache_dir() / "demo"
+    target.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for name in CORPUS_FILES:
+        data = root.joinpath(name).read_bytes()
+        copy = target / name
+        if not copy.is_file() or copy.read_bytes() != data:
+            copy.write_bytes(data)
+        copies.append(copy)
+    return copies
 
 
 def write_corpus(directory: Path) -> list[Path]:

@@ -13,14 +13,12 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QApplication,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
-    QStyle,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -30,6 +28,7 @@ from PySide6.QtWidgets import (
 from rlm_desktop.corpus.document import Document
 from rlm_desktop.corpus.ingest import IngestResult, Progress, SourceFile, ingest
 from rlm_desktop.ui.bridge import run_in_background
+from rlm_desktop.ui.icons import document_icon
 
 COLUMNS = ("Kind", "Name", "Content", "Size", "Status")
 KIND, NAME, CONTENT, SIZE, STATUS = range(len(COLUMNS))
@@ -246,16 +245,13 @@ class CorpusPanel(QWidget):
         self._update_buttons()
 
     def _add_rows(self, files: Iterable[SourceFile]) -> None:
-        style = QApplication.style()
-        file_icon = style.standardIcon(QStyle.StandardPixmap.SP_FileIcon)
-        bad_icon = style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
         for file in files:
             failed = file.error is not None
             status = f"✗ {file.error}" if failed else ("✓ read" + (
                 f" ({plural(len(file.warnings), 'warning')})" if file.warnings else ""))
             item = QTreeWidgetItem([file.kind, file.name, content_of(file),
                                     human_size(file.size), status])
-            item.setIcon(KIND, bad_icon if failed else file_icon)
+            item.setIcon(KIND, document_icon(file.kind, error=failed))
             item.setToolTip(NAME, file.path)
             item.setToolTip(STATUS, file.error or "\n".join(file.warnings) or "read")
             item.setData(NAME, Qt.ItemDataRole.UserRole, file.path)

@@ -13,7 +13,6 @@ from PySide6.QtCore import (
     QByteArray,
     QCoreApplication,
     QItemSelection,
-    QModelIndex,
     QSettings,
     Qt,
     QTimer,
@@ -25,15 +24,16 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
-    QTreeView,
+    QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -47,15 +47,13 @@ from rlm_desktop.ui.bridge import RunBridge
 from rlm_desktop.ui.corpus_panel import CorpusPanel
 from rlm_desktop.ui.inspector import Inspector
 from rlm_desktop.ui.trace_model import (
-    COST,
-    DURATION,
-    STEP,
-    SUMMARY,
-    TOKENS,
+    KIND_LABELS,
     NodeRole,
     TraceFilterProxy,
     TraceTreeModel,
 )
+from rlm_desktop.ui.trace_view import TraceView
+from rlm_desktop.ui.welcome import WelcomePage
 
 ORGANIZATION = "rlm-desktop"
 APPLICATION = "rlm-desktop"
@@ -109,6 +107,7 @@ class MainWindow(QMainWindow):
         self._viewer_dock: QDockWidget | None = None
         self._sandbox = "sandbox: not yet known"
         self.settings_dialog: Any = None   # the settings dialog while it is open
+        self._demo_server: Any = None      # the scripted server while in demo mode
 
         self.bridge = RunBridge(self)
         self.bridge.events.connect(self._on_events)
@@ -129,6 +128,24 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(False)
         self.run_button.clicked.connect(self.start_run)
         self.cancel_button.clicked.connect(self.cancel_run)
+        self.demo_banner = QLabel(
+            "<b>Demo mode</b> — answers come from RLM Desktop's <b>scripted stand-in "
+            "server</b>, not from a language model. It follows a fixed script for the demo "
+            "question. Nothing leaves this computer.")
+        self.demo_banner.setObjectName("demoBanner")
+        self.demo_banner.setWordWrap(True)
+        self.demo_banner.setStyleSheet(
+            "#demoBanner { background: #fff4ce; color: #4a3b00; border: 1px solid #e0c36a;"
+            " border-radius: 4px; padding: 6px 10px; }")
+        self.leave_demo_button = QPushButton("Leave demo")
+        self.leave_demo_button.setToolTip("Use the model set up in Settings again")
+        self.leave_demo_button.clicked.connect(self.leave_demo)
+        self.demo_row = QWidget()
+        demo_layout = QHBoxLayout(self.demo_row)
+        demo_layout.setContentsMargins(0, 0, 0, 4)
+        demo_layout.addWidget(self.demo_banner, 1)
+        demo_layout.addWidget(self.leave_demo_button)
+        self.demo_row.hide()
         question_row = QHBoxLayout()
         question_row.addWidget(QLabel("<b>Question</b>"), 0, Qt.AlignmentFlag.AlignTop)
         question_row.addWidget(self.question, 1)
@@ -147,27 +164,34 @@ class MainWindow(QMainWindow):
         self.model = TraceTreeModel(self)
         self.proxy = TraceFilterProxy(self)
         self.proxy.setSourceModel(self.model)
-        self.tree = QTreeView()
-        self.tree.setModel(self.proxy)
-        self.tree.setUniformRowHeights(True)
-        self.tree.setAlternatingRowColors(True)
-        self.tree.setAllColumnsShowFocus(True)
-        header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(SUMMARY, QHeaderView.ResizeMode.Stretch)
-        header.resizeSection(STEP, 130)
-        for column in (DURATION, TOKENS, COST):
-            header.resizeSection(column, 72)
-        self.proxy.rowsInserted.connect(self._on_rows_inserted)
+        self.tree = TraceView(self.model, self.proxy)   # follow-tail and what is open
         self.tree.selectionModel().selectionChanged.connect(self._on_selection)
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter steps (Ctrl+F)")
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self.proxy.set_text)
         self.trace_title = QLabel("<b>Steps</b>")
+        self.kinds_button = QToolButton()
+        self.kinds_button.setText("All steps")
+        self.kinds_button.setToolTip("Show only some kinds of steps")
+        self.kinds_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.kinds_menu = QMenu("Step &kinds", self)
+        self.kind_actions: dict[str, QAction] = {}
+        for kind, label in KIND_LABELS.items():
+            if kind == "run":
+                continue
+            action = self.kinds_menu.addAction(label)
+            action.setCheckable(True)
+            action.setChecked(True)
+            action.toggled.connect(self._on_kinds_changed)
+            self.kind_actions[kind] = action
+        self.kinds_menu.addSeparator()
+        self.kinds_menu.addAction("Show all kinds", self.show_all_kinds)
+        self.kinds_button.setMenu(self.kinds_menu)
         trace_head = QHBoxLayout()
         trace_head.addWidget(self.trace_title)
         trace_head.addStretch(1)
+        trace_head.addWidget(self.kinds_button)
         trace_head.addWidget(self.filter, 2)
         trace = QWidget()
         trace_layout = QVBoxLayout(trace)
@@ -177,13 +201,23 @@ class MainWindow(QMainWindow):
 
         # -- inspector, answer --
         self.inspector = Inspector()
+        self.inspector.set_resolver(self._resolve_document)
+        self.inspector.locationActivated.connect(self.open_citation)
         self.answer = AnswerView()
         self.answer.citationActivated.connect(self.open_citation)
 
         self.top_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.top_splitter.setObjectName("topSplitter")
         self.top_splitter.addWidget(self.corpus)
-        self.top_splitter.addWidget(trace)
+        self.welcome = WelcomePage()
+        self.welcome.addFilesRequested.connect(self.corpus.choose_files)
+        self.welcome.addFolderRequested.connect(self.corpus.choose_folder)
+        self.welcome.settingsRequested.connect(self.show_settings)
+        self.welcome.demoRequested.connect(self.start_demo)
+        self.trace_stack = QStackedWidget()
+        self.trace_stack.addWidget(self.welcome)
+        self.trace_stack.addWidget(trace)
+        self.top_splitter.addWidget(self.trace_stack)
         self.top_splitter.addWidget(self.inspector)
         self.top_splitter.setStretchFactor(1, 1)
         self.top_splitter.setSizes([380, 700, 360])
@@ -199,6 +233,7 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(8, 8, 8, 4)
+        layout.addWidget(self.demo_row)
         layout.addLayout(question_row)
         layout.addWidget(self.main_splitter, 1)
         self.setCentralWidget(central)
@@ -226,7 +261,24 @@ class MainWindow(QMainWindow):
 
     # -- menus and shortcuts -----------------------------------------------------------------
 
+    def current_config(self) -> RunConfig:
+        """What the next run uses: the saved settings, or the scripted demo server."""
+        config = run_config()
+        if self._demo_server is None:
+            return config
+        from rlm_desktop.engine.budget import Pricing
+        from rlm_desktop.testing import demo
+
+        return RunConfig(base_url=self._demo_server.base_url, api_key="scripted-demo",
+                         model=demo.MODEL, sub_model=demo.MODEL, limits=config.limits,
+                         pricing=Pricing(), sandbox=config.sandbox)
+
     def _show_model(self) -> None:
+        if self._demo_server is not None:
+            self.model_label.setText("model: scripted demo (not a language model)")
+            self.model_label.setToolTip(f"RLM Desktop's scripted stand-in server on "
+                                        f"{self._demo_server.base_url}")
+            return
         config = run_config()
         self.model_label.setText(f"model: {config.model}"
                                  + (f" / {config.child_model}"
@@ -274,8 +326,13 @@ class MainWindow(QMainWindow):
         self.filter_action.setShortcut(QKeySequence.StandardKey.Find)
         self.filter_action.triggered.connect(self.focus_filter)
         view_menu.addAction(self.filter_action)
+        view_menu.addMenu(self.kinds_menu)
 
         help_menu = menu.addMenu("&Help")
+        self.demo_action = QAction("Try the &demo (scripted)", self)
+        self.demo_action.triggered.connect(self.start_demo)
+        help_menu.addAction(self.demo_action)
+        help_menu.addSeparator()
         about = QAction("&About RLM Desktop", self)
         about.triggered.connect(self.show_about)
         help_menu.addAction(about)
@@ -291,6 +348,23 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(running)
         self.cancel_action.setEnabled(running)
         self.copy_answer_action.setEnabled(bool(self.answer.answer))
+
+    @Slot()
+    def _on_kinds_changed(self) -> None:
+        chosen = [kind for kind, action in self.kind_actions.items() if action.isChecked()]
+        every = len(chosen) == len(self.kind_actions)
+        # A run node holds everything: it stays whenever anything is shown.
+        self.proxy.set_kinds(None if every else [*chosen, "run"])
+        self.kinds_button.setText("All steps" if every else
+                                  f"{len(chosen)} of {len(self.kind_actions)} kinds")
+
+    @Slot()
+    def show_all_kinds(self) -> None:
+        for action in self.kind_actions.values():
+            action.blockSignals(True)
+            action.setChecked(True)
+            action.blockSignals(False)
+        self._on_kinds_changed()
 
     @Slot()
     def focus_filter(self) -> None:
@@ -316,6 +390,42 @@ class MainWindow(QMainWindow):
     @Slot()
     def show_about(self) -> None:
         QMessageBox.about(self, "About RLM Desktop", about_text())
+
+    # -- demo ---------------------------------------------------------------------------------
+
+    @property
+    def in_demo(self) -> bool:
+        return self._demo_server is not None
+
+    @Slot()
+    def start_demo(self) -> bool:
+        """Open the bundled demo corpus and question, answered by the scripted server."""
+        from rlm_desktop.testing import demo
+
+        if self.bridge.run is not None:
+            self.statusBar().showMessage("Wait for the run to finish (or cancel it) first.",
+                                         5000)
+            return False
+        if self._demo_server is None:
+            self._demo_server = demo.make_server().start()
+        self.demo_row.show()
+        self._show_model()
+        self.question.setPlainText(demo.QUESTION)
+        added = self.add_paths([str(path) for path in demo.bundled_corpus()])
+        self.statusBar().showMessage("Demo: press Run (Ctrl+Enter) to watch the scripted "
+                                     "investigation.", 8000)
+        return added
+
+    @Slot()
+    def leave_demo(self) -> None:
+        if self._demo_server is None:
+            return
+        if self.bridge.run is not None:
+            self.cancel_run()
+        server, self._demo_server = self._demo_server, None
+        server.stop()
+        self.demo_row.hide()
+        self._show_model()
 
     # -- documents ---------------------------------------------------------------------------
 
@@ -344,6 +454,7 @@ class MainWindow(QMainWindow):
 
     def _on_ingested(self, result: Any) -> None:
         self._update_actions()
+        self.welcome.set_documents(len(self.corpus.documents()))
         if result.cancelled:
             self.statusBar().showMessage("Reading the documents was cancelled.", 5000)
         self.ingestionFinished.emit(result)
@@ -371,7 +482,8 @@ class MainWindow(QMainWindow):
         self._last_result = None
         self._sandbox = "sandbox: starting…"
         self._started = time.monotonic()
-        self.bridge.start(documents, question, run_config())
+        self.trace_stack.setCurrentIndex(1)
+        self.bridge.start(documents, question, self.current_config())
         self._clock.start()
         self._update_status()
         self._update_actions()
@@ -389,9 +501,7 @@ class MainWindow(QMainWindow):
         return self._last_result
 
     def _on_events(self, events: list[TraceEvent]) -> None:
-        bar = self.tree.verticalScrollBar()
-        at_bottom = bar.value() >= bar.maximum() - 2
-        self.model.add_events(events)
+        self.tree.add_events(events)   # the model, then follow-tail while at the bottom
         selected = self.inspector.node
         for event in events:
             node = event.node
@@ -400,17 +510,6 @@ class MainWindow(QMainWindow):
                 self._cost += node.cost_usd or 0.0
             if selected is not None and node.id == selected.id and event.type == "end":
                 self.inspector.show_node(node)
-        if at_bottom:
-            self.tree.scrollToBottom()
-
-    def _on_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
-        # New steps are shown where they happen: open their parent (once per batch).
-        if parent.isValid() and not self.tree.isExpanded(parent):
-            self.tree.expand(parent)
-        for row in range(first, last + 1):   # rows that arrived with their children
-            index = self.proxy.index(row, 0, parent)
-            if self.proxy.hasChildren(index):
-                self.tree.expand(index)
 
     def _on_run_finished(self, result: RunResult) -> None:
         self._clock.stop()
@@ -501,6 +600,13 @@ class MainWindow(QMainWindow):
     def viewer_dock(self) -> QDockWidget | None:
         return self._viewer_dock
 
+    def _resolve_document(self, name: str) -> tuple[str, str] | None:
+        """A document of the corpus by the name the REPL gives it: its file and kind."""
+        for document in self.corpus.documents():
+            if document.name == name:
+                return document.path, document.kind
+        return None
+
     def _kind_of(self, path: str, name: str) -> str:
         for document in self.corpus.documents():
             if document.path == path and (not name or document.name == name):
@@ -534,6 +640,9 @@ class MainWindow(QMainWindow):
         self.save_layout()
         self.corpus.cancel_ingestion()
         self.bridge.shutdown()
+        if self._demo_server is not None:
+            self._demo_server.stop()
+            self._demo_server = None
         super().closeEvent(event)
 
 

@@ -121,10 +121,13 @@ def test_run_fills_tree_shows_answer_citations_and_inspector(
     # Selecting a child call shows its full prompt and reply.
     child = next(n for n in _nodes(window) if n.kind == "llm_query")
     assert window.select_node(child.id)
-    text = window.inspector.text.toPlainText()
-    assert "Child call" in text and "Is this support ticket a billing question" in text
-    assert "── Output ──" in text and ("yes" in text or "no" in text)
-    assert "Usage:" in text and "Latency:" in text
+    inspector = window.inspector
+    assert "Child call" in inspector.title.text()
+    assert inspector.input.text.toPlainText().startswith(
+        "Is this support ticket a billing question")
+    assert inspector.output.text.toPlainText() in ("yes", "no")
+    assert "Usage:" in inspector.meta.text() and "Latency:" in inspector.meta.text()
+    assert "── Output ──" in inspector.full_text
 
     # The filter keeps matching steps (and their ancestors) only.
     window.filter_action.trigger()
