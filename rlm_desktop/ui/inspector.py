@@ -185,8 +185,8 @@ class PythonHighlighter(QSyntaxHighlighter):
             "Keyword": "#c678dd" if dark else "#7b1fa2",
             "Name.Builtin": "#56b6c2" if dark else "#00838f",
             "Name.Function": "#61afef" if dark else "#1565c0",
-            "String": "#98c379" if dark else "#2e7d32",
-            "Number": "#d19a66" if dark else "#bf360c",
+            "Literal.String": "#98c379" if dark else "#2e7d32",
+            "Literal.Number": "#d19a66" if dark else "#bf360c",
             "Comment": "#7f848e" if dark else "#757575",
             "Operator.Word": "#c678dd" if dark else "#7b1fa2",
         }
