@@ -77,10 +77,19 @@ def input_text(node: TraceNode) -> str:
     return as_text(value)
 
 
+# The part of an output the "places" list shows, left out of the output pane.
+_LISTED = {"grep": "sample", "partition": "sources", "final": "citations", "run": "citations"}
+
+
 def output_text(node: TraceNode) -> str:
     if not node.finished:
         return "(still running)"
     value = node.output
+    listed = _LISTED.get(node.kind)
+    if listed and isinstance(value, dict) and isinstance(value.get(listed), list):
+        value = {k: v for k, v in value.items() if k != listed}   # shown as a list below
+        if node.kind == "grep":
+            value.pop("first", None)
     if node.kind in ("final", "run") and isinstance(value, dict) and "answer" in value:
         rest = {k: v for k, v in value.items() if k != "answer"}
         answer = value["answer"]
@@ -402,6 +411,8 @@ class Inspector(QWidget):
         self.output.label.setText("<b>Printed output</b>" if code else
                                   "<b>Response</b>" if node.kind in ("llm_query", "root_call")
                                   else "<b>Output</b>")
+        self.input.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap if code else
+                                        QPlainTextEdit.LineWrapMode.WidgetWidth)
         capped = self.input.set_text(input_text(node))
         capped = self.output.set_text(output_text(node)) or capped
         if code:

@@ -13,6 +13,7 @@ from PySide6.QtCore import (
     QByteArray,
     QCoreApplication,
     QItemSelection,
+    QModelIndex,
     QSettings,
     Qt,
     QTimer,
@@ -40,7 +41,7 @@ from PySide6.QtWidgets import (
 
 from rlm_desktop import __version__, paths
 from rlm_desktop.engine.run import RunConfig, RunResult
-from rlm_desktop.engine.trace import TraceEvent
+from rlm_desktop.engine.trace import TraceEvent, TraceNode
 from rlm_desktop.settings import Settings, resolve_endpoint
 from rlm_desktop.ui.answer_view import AnswerView
 from rlm_desktop.ui.bridge import RunBridge
@@ -564,6 +565,22 @@ class MainWindow(QMainWindow):
                 self.select_node(node.id)
                 return
 
+    def model_nodes(self) -> list[TraceNode]:
+        """Every step in the tree, depth first (the automation and tests read it)."""
+        found: list[TraceNode] = []
+        model = self.model
+        pending = [QModelIndex()]
+        while pending:
+            parent = pending.pop()
+            rows = [model.index(row, 0, parent) for row in range(model.rowCount(parent))]
+            for index in rows:
+                node = model.data(index, NodeRole)
+                if node is not None:
+                    found.append(node)
+            pending.extend(reversed(rows))
+        found.sort(key=lambda node: node.id)
+        return found
+
     def select_node(self, node_id: int) -> bool:
         """Select a step by id (the tree scrolls to it); False when it is filtered out."""
         index = self.proxy.mapFromSource(self.model.index_of_node(node_id))
@@ -584,6 +601,11 @@ class MainWindow(QMainWindow):
             dock.setAllowedAreas(Qt.DockWidgetArea.AllDockWidgetAreas)
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             self._viewer_dock = dock
+            # Room to read a page: the document takes about a third of the window, mostly
+            # from the documents list, so the steps keep their summaries.
+            self.resizeDocks([dock], [max(400, self.width() * 29 // 100)],
+                             Qt.Orientation.Horizontal)
+            QTimer.singleShot(0, self._make_room_for_document)
         dock = self._viewer_dock
         viewer = dock.widget()
         assert isinstance(viewer, DocumentViewer)
@@ -595,6 +617,17 @@ class MainWindow(QMainWindow):
         dock.setWindowTitle(f"Document — {citation.get('document') or Path(path).name}")
         dock.show()
         dock.raise_()
+
+    def _make_room_for_document(self) -> None:
+        """Once the dock has its width: take it from the documents list and the inspector
+        rather than from the steps, whose summaries are what the reader follows."""
+        sizes = self.top_splitter.sizes()
+        total = sum(sizes)
+        if len(sizes) != 3 or total <= 0:
+            return
+        corpus = min(sizes[0], max(self.corpus.minimumSizeHint().width(), total // 5))
+        inspector = min(sizes[2], max(240, total * 28 // 100))
+        self.top_splitter.setSizes([corpus, total - corpus - inspector, inspector])
 
     @property
     def viewer_dock(self) -> QDockWidget | None:
