@@ -3,12 +3,16 @@
 `run_in_background(op, on_done, on_failed)` runs `op` on a Python thread and calls back on the
 GUI thread. `op` must never touch a widget or a model: it only computes and returns.
 `RunBridge` runs an engine `Run` that way; the engine's trace events are queued from the
-engine thread and flushed to the GUI thread every `FLUSH_MS` as one `events(list)` signal.
+engine thread and flushed to the GUI thread every `FLUSH_MS`. A flush hands them over in time
+slices: one `events(list)` signal per slice, sized so its slots take about `SLICE_MS`, the
+event loop running (ticking, laying out, painting) between slices.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -18,12 +22,15 @@ from PySide6.QtCore import Property, QObject, Qt, QTimer, Signal, Slot
 
 from rlm_desktop.corpus.document import Document
 from rlm_desktop.engine.run import Run, RunConfig, RunResult
-from rlm_desktop.engine.trace import TraceEvent
+from rlm_desktop.engine.trace import Trace, TraceEvent
 
 T = TypeVar("T")
 
-FLUSH_MS = 50  # well under the 100 ms a person notices; one signal per tick at most
-MAX_BATCH = 2000  # events per batch: bounds the work of one flush on the GUI thread
+FLUSH_MS = 50  # well under the 100 ms a person notices
+SLICE_MS = 12  # GUI-thread time of one slice: with layout and paint after it, a stall < 50 ms
+FIRST_SLICE = 128  # events in the first slice, before the cost of one is known
+MIN_SLICE = 16  # a slice always makes progress, however slow its slots are
+MAX_SLICE = 2000  # and never grows unbounded when its slots are cheap
 
 
 class _Relay(QObject, Generic[T]):
@@ -96,10 +103,38 @@ def _ignore(*args: Any) -> None:
     return None
 
 
+class _LongLived:
+    """While a run streams, the cyclic GC scans only what the run made.
+
+    Everything alive when a run starts (the modules, the window, the corpus: a few hundred
+    thousand objects) moves to the GC's permanent generation (`gc.freeze`). Otherwise every
+    full collection, on whichever thread happens to trigger it (often the engine's, holding
+    the GIL), scans all of it: a 40 to 50 ms freeze of the GUI in the middle of a stream
+    (benchmarks/bench_gui.py). `release` hands them back when the last run ends, so cycles
+    among them are still collected, only later.
+    """
+
+    runs = 0
+
+    @classmethod
+    def hold(cls) -> None:
+        if cls.runs == 0:
+            gc.freeze()
+        cls.runs += 1
+
+    @classmethod
+    def release(cls) -> None:
+        cls.runs = max(0, cls.runs - 1)
+        if cls.runs == 0:
+            gc.unfreeze()
+
+
 class RunBridge(QObject):
     """Runs one question at a time off the GUI thread and reports on the GUI thread.
 
-    `events(list[TraceEvent])`: one batch per flush, in the engine's order.
+    `events(list[TraceEvent])`: one batch per slice, in the engine's order. Each slice's
+    size adapts to what its slots cost (measured around the emit), so a slice takes about
+    `SLICE_MS`; the next slice follows from a 0 ms timer, after the event loop ran.
     `finished(RunResult)`: after the last batch. `failed(str)`: a programming error escaped
     the engine (the run never raises for what a run can meet); the details are a traceback.
     """
@@ -117,7 +152,10 @@ class RunBridge(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self.flush)
-        self._draining = False
+        self._draining = False        # a slice is scheduled: the timer leaves it alone
+        self._slice = FIRST_SLICE     # events in the next slice
+        self.slices = 0               # slices delivered (for tests and the benchmark)
+        self.longest_slice_ms = 0.0   # the longest one, slots included
 
     def _get_running(self) -> bool:
         return self._run is not None
@@ -134,15 +172,20 @@ class RunBridge(QObject):
         if self._run is not None:
             raise RuntimeError("a run is already in progress")
         run = Run(documents, question, config)
-        run.trace.subscribe(self._queue.append)     # deque.append is thread-safe
+        self._listen(run.trace)
         self._run = run
         self._thread = run_in_background(run.execute_sync,
                                          lambda result: self._finish(run, result),
                                          lambda exc, details: self._fail(run, details),
                                          name="rlm-run")
-        self._timer.start()
         self.runningChanged.emit(True)
         return run
+
+    def _listen(self, trace: Trace) -> None:
+        """Queue the trace's events (from any thread) and start flushing them."""
+        trace.subscribe(self._queue.append)      # deque.append is thread-safe
+        _LongLived.hold()
+        self._timer.start()
 
     def cancel(self) -> None:
         """Stop the run now; `finished` follows with status "cancelled"."""
@@ -164,26 +207,36 @@ class RunBridge(QObject):
 
     @Slot()
     def flush(self) -> None:
-        """Hand what is queued to the GUI: at most MAX_BATCH events per batch, the rest in
-        further batches with the event loop running in between, so a burst of thousands of
-        nodes never holds the GUI thread for long."""
-        if not self._queue:
+        """Start handing what is queued to the GUI, unless a delivery is under way: the
+        first slice now, the rest in further slices with the event loop running in
+        between, so a burst of thousands of nodes never holds the GUI thread for long."""
+        if self._draining or not self._queue:
             return
-        batch: list[TraceEvent] = []
-        pop = self._queue.popleft
-        try:
-            while len(batch) < MAX_BATCH:
-                batch.append(pop())
-        except IndexError:
-            pass
-        self.events.emit(batch)
-        if self._queue and not self._draining:
-            self._draining = True
-            QTimer.singleShot(0, self._drain)
+        self._deliver()
 
-    def _drain(self) -> None:
+    def _deliver(self) -> None:
         self._draining = False
-        self.flush()
+        queue = self._queue
+        if not queue:
+            return
+        pop = queue.popleft
+        batch = [pop() for _ in range(min(self._slice, len(queue)))]
+        began = time.perf_counter()
+        self.events.emit(batch)
+        took = time.perf_counter() - began
+        self.slices += 1
+        self.longest_slice_ms = max(self.longest_slice_ms, took * 1000)
+        self._adapt(len(batch), took)
+        if queue:
+            self._draining = True
+            QTimer.singleShot(0, self._deliver)
+
+    def _adapt(self, size: int, took: float) -> None:
+        """Size the next slice from this one's cost: at most double, at least half."""
+        if size < self._slice and took * 1000 < SLICE_MS:
+            return                       # the queue ran dry: says little about the cost
+        wanted = int(size * SLICE_MS / max(took * 1000, 0.1))
+        self._slice = max(MIN_SLICE, min(MAX_SLICE, 2 * size, max(size // 2, wanted)))
 
     def _finish(self, run: Run, result: RunResult) -> None:
         self._end(run, lambda: self.finished.emit(result))
@@ -200,6 +253,7 @@ class RunBridge(QObject):
             QTimer.singleShot(0, lambda: self._end(run, then))
             return
         self._timer.stop()
+        _LongLived.release()
         self._run = None
         self.runningChanged.emit(False)
         then()

@@ -1,9 +1,12 @@
 """The live trace tree: a thin Qt adapter over the engine's trace nodes, fed in batches.
 
-`TraceTreeModel.add_events` applies one flush of `TraceEvent`s (see `bridge.RunBridge`): new
+`TraceTreeModel.add_events` applies one slice of `TraceEvent`s (see `bridge.RunBridge`): new
 nodes go in with one `beginInsertRows` per parent, ended nodes and their ancestors (whose
-token and cost totals include them) get `dataChanged`. `TraceFilterProxy` filters by text and
-kind while keeping the ancestors of every match visible.
+token and cost totals include them) get `dataChanged`, one range per parent. `TraceFilterProxy`
+filters by text and kind while keeping the ancestors of every match visible.
+
+The view calls `index()`, `hasChildren()` and `data()` thousands of times per layout and
+paint, so those are kept to a few attribute look-ups, and summaries are made only when shown.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
     QTimer,
+    Signal,
 )
 from PySide6.QtGui import QBrush, QColor
 
 from rlm_desktop.corpus.document import one_line
 from rlm_desktop.engine.summary import started_summary, summarize
 from rlm_desktop.engine.trace import TraceEvent, TraceNode
+from rlm_desktop.ui.icons import kind_icon, running_icon
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -42,26 +47,43 @@ KIND_LABELS = {
 ERROR_COLOR = QColor("#c62828")
 SUMMARY_CHARS = 200        # the view elides further; the inspector shows everything
 STREAM_TAIL_CHARS = 120    # streamed root-model text shown while the reply arrives
-RUNNING_REFRESH_MS = 500   # how often the Duration of running steps is repainted
+RUNNING_REFRESH_MS = 250   # how often running steps' Duration (and its spinner) is repainted
+
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_DECORATION = int(Qt.ItemDataRole.DecorationRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_ANSWERED_ROLES = frozenset({_DISPLAY, _DECORATION, _TOOLTIP, _FOREGROUND, _ALIGNMENT, NodeRole})
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_NUMBERS = (DURATION, TOKENS, COST)
 
 
 class _Item:
     """One row: the node, where it sits (parent and row, so `parent()` is O(1)), the
-    summary shown, and the subtree's token and cost totals."""
+    summary shown (made when first asked for), and the subtree's token and cost totals."""
 
-    __slots__ = ("children", "cost", "finished", "node", "parent", "row", "stream",
-                 "summary", "tokens")
+    __slots__ = ("children", "cost", "finished", "id", "node", "parent", "row", "stream",
+                 "summary_text", "tokens")
 
     def __init__(self, node: TraceNode | None, parent: _Item | None) -> None:
         self.node = node
+        self.id = node.id if node is not None else 0
         self.parent = parent
         self.row = 0
         self.children: list[_Item] = []
         self.finished = False
         self.tokens = 0
         self.cost = 0.0
-        self.summary = ""
+        self.summary_text: str | None = None   # None: not made yet, or out of date
         self.stream: list[str] = []   # deltas of a running root call
+
+    @property
+    def summary(self) -> str:
+        text = self.summary_text
+        if text is None:
+            text = self.summary_text = _summary(self)
+        return text
 
 
 def _own_usage(node: TraceNode) -> tuple[int, float]:
@@ -73,6 +95,22 @@ def _own_usage(node: TraceNode) -> tuple[int, float]:
     return tokens, node.cost_usd or 0.0
 
 
+def _summary(item: _Item) -> str:
+    node = item.node
+    assert node is not None
+    if item.finished:
+        # Trace.end fills the node before it publishes; the node is final now.
+        text = summarize(node)
+    else:
+        # A running node: only what its start said (the engine may be filling it).
+        text = started_summary(node)
+        if item.stream:
+            streamed = one_line("".join(item.stream)[-STREAM_TAIL_CHARS * 2:],
+                                STREAM_TAIL_CHARS * 2)
+            text = f"{text}: {streamed[-STREAM_TAIL_CHARS:]}"
+    return one_line(text, SUMMARY_CHARS)
+
+
 class TraceTreeModel(QAbstractItemModel):
     """Trace nodes as a tree, fed by `add_events`. Item ids in indexes are node ids
     (0 is the invisible root), so `index()` and `parent()` are dictionary look-ups."""
@@ -82,6 +120,7 @@ class TraceTreeModel(QAbstractItemModel):
         self._root = _Item(None, None)
         self._items: dict[int, _Item] = {0: self._root}
         self._running: set[_Item] = set()
+        self._frame = 0                            # of the running indicator
         self._timer = QTimer(self)
         self._timer.setInterval(RUNNING_REFRESH_MS)
         self._timer.timeout.connect(self.refresh_running)
@@ -110,7 +149,6 @@ class TraceTreeModel(QAbstractItemModel):
                     continue                       # a repeated start: nothing new
                 parent = self._items.get(node.parent or 0, self._root)
                 item = _Item(node, parent)
-                item.summary = self._summary(item)
                 self._items[node.id] = item
                 fresh.add(item)
                 self._running.add(item)
@@ -127,7 +165,7 @@ class TraceTreeModel(QAbstractItemModel):
                 item.finished = True
                 item.stream.clear()
                 self._running.discard(item)
-                item.summary = self._summary(item)
+                item.summary_text = None
                 changed.add(item)
                 tokens, cost = _own_usage(node)
                 walk: _Item | None = item
@@ -144,7 +182,7 @@ class TraceTreeModel(QAbstractItemModel):
                 streamed.add(item)
         for item in streamed:
             if not item.finished:
-                item.summary = self._summary(item)
+                item.summary_text = None
                 changed.add(item)
         for parent, new in pending.items():
             first = len(parent.children)
@@ -162,6 +200,7 @@ class TraceTreeModel(QAbstractItemModel):
         if not self._running:
             self._timer.stop()
             return
+        self._frame += 1
         self._emit_changed(self._running, DURATION, DURATION)
 
     def _emit_changed(self, items: Iterable[_Item], first: int = STEP,
@@ -182,22 +221,6 @@ class TraceTreeModel(QAbstractItemModel):
             self.dataChanged.emit(self.index(top, first, parent_index),
                                   self.index(bottom, last, parent_index))
 
-    @staticmethod
-    def _summary(item: _Item) -> str:
-        node = item.node
-        assert node is not None
-        if item.finished:
-            # Trace.end fills the node before it publishes; the node is final now.
-            text = summarize(node)
-        else:
-            # A running node: only what its start said (the engine may be filling it).
-            text = started_summary(node)
-            if item.stream:
-                streamed = one_line("".join(item.stream)[-STREAM_TAIL_CHARS * 2:],
-                                    STREAM_TAIL_CHARS * 2)
-                text = f"{text}: {streamed[-STREAM_TAIL_CHARS:]}"
-        return one_line(text, SUMMARY_CHARS)
-
     # -- look-ups ------------------------------------------------------------------------------
 
     def node(self, index: AnyIndex) -> TraceNode | None:
@@ -212,44 +235,56 @@ class TraceTreeModel(QAbstractItemModel):
     def node_count(self) -> int:
         return len(self._items) - 1
 
+    def is_running(self, node_id: int) -> bool:
+        """True while the step has started and not yet ended (False for unknown ids)."""
+        item = self._items.get(node_id)
+        return item is not None and item.node is not None and not item.finished
+
     def _item(self, index: AnyIndex) -> _Item:
         if not index.isValid():
             return self._root
         return self._items[index.internalId()]
 
     def _index_of(self, item: _Item) -> QModelIndex:
-        if item is self._root or item.node is None:
+        if item is self._root:
             return QModelIndex()
-        return self.createIndex(item.row, 0, item.node.id)
+        return self.createIndex(item.row, 0, item.id)
 
     # -- QAbstractItemModel ------------------------------------------------------------------------
 
+    # The views call these per row on every layout: few calls into Qt, no helpers.
+
     def index(self, row: int, column: int, parent: AnyIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
-        if column < 0 or column >= len(COLUMNS) or row < 0:
-            return QModelIndex()
-        if parent.isValid() and parent.column() != 0:
-            return QModelIndex()
-        item = self._item(parent)
-        if row >= len(item.children):
-            return QModelIndex()
-        child = item.children[row]
-        assert child.node is not None
-        return self.createIndex(row, column, child.node.id)
+        if parent.isValid():
+            if parent.column():
+                return QModelIndex()
+            children = self._items[parent.internalId()].children
+        else:
+            children = self._root.children
+        if 0 <= row < len(children) and 0 <= column < _COLUMN_COUNT:
+            return self.createIndex(row, column, children[row].id)
+        return QModelIndex()
 
     def parent(self, index: AnyIndex | None = None) -> Any:  # type: ignore[override]
         if index is None:                  # QObject.parent(), which this name shadows
             return super().parent()
         if not index.isValid():
             return QModelIndex()
-        parent = self._item(index).parent
+        parent = self._items[index.internalId()].parent
         if parent is None or parent is self._root:
             return QModelIndex()
-        return self._index_of(parent)
+        return self.createIndex(parent.row, 0, parent.id)
 
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        if parent.isValid() and parent.column() != 0:
+        if not parent.isValid():
+            return len(self._root.children)
+        if parent.column():
             return 0
-        return len(self._item(parent).children)
+        return len(self._items[parent.internalId()].children)
+
+    def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008
+        # One call instead of the base class's rowCount() and columnCount().
+        return self.rowCount(parent) > 0
 
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
         return len(COLUMNS)
@@ -267,26 +302,32 @@ class TraceTreeModel(QAbstractItemModel):
         return None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        # A painted cell asks for ~8 roles; most are answered by the first test.
+        if role not in _ANSWERED_ROLES or not index.isValid():
             return None
-        item = self._item(index)
+        item = self._items.get(index.internalId())
+        if item is None or item.node is None:
+            return None
         node = item.node
-        if node is None:
-            return None
         column = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == _DISPLAY:
             return self._display(item, node, column)
+        if role == _DECORATION:
+            if column == STEP:
+                return kind_icon(node.kind, error=item.finished and bool(node.error))
+            if column == DURATION and not item.finished:
+                return running_icon(self._frame)
+            return None
+        if role == _FOREGROUND:
+            return _ERROR_BRUSH if item.finished and node.error else None
+        if role == _ALIGNMENT:
+            return _RIGHT if column in _NUMBERS else None
         if role == NodeRole:
             return node
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if item.finished and node.error:
-                return node.error
-            return item.summary if column == SUMMARY else None
-        if role == Qt.ItemDataRole.ForegroundRole:
-            return QBrush(ERROR_COLOR) if item.finished and node.error else None
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (DURATION, TOKENS, COST):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
+        # tool tip
+        if item.finished and node.error:
+            return node.error
+        return item.summary if column == SUMMARY else None
 
     @staticmethod
     def _display(item: _Item, node: TraceNode, column: int) -> str:
@@ -318,9 +359,17 @@ def format_duration(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s"
 
 
+_COLUMN_COUNT = len(COLUMNS)
+_ERROR_BRUSH = QBrush(ERROR_COLOR)
+
+
 class TraceFilterProxy(QSortFilterProxyModel):
     """Shows the steps whose label, summary or error contain the text and whose kind is
-    chosen; the ancestors of every match stay visible so it is seen in place."""
+    chosen; the ancestors of every match stay visible so it is seen in place.
+
+    `filterChanged(bool)` follows every change of the filter: True while one is active."""
+
+    filterChanged = Signal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -344,10 +393,16 @@ class TraceFilterProxy(QSortFilterProxyModel):
         chosen = frozenset(kinds) if kinds is not None else None
         self._change(lambda: setattr(self, "_kinds", chosen))
 
+    @property
+    def active(self) -> bool:
+        """True when some step may be hidden (a text or a choice of kinds is set)."""
+        return bool(self._text) or self._kinds is not None
+
     def _change(self, apply: Any) -> None:
         self.beginFilterChange()
         apply()
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        self.filterChanged.emit(self.active)
 
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         if not self._text and self._kinds is None:

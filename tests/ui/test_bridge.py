@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from rlm_desktop.corpus.document import Document
 from rlm_desktop.corpus.ingest import ingest
 from rlm_desktop.engine.budget import Limits
 from rlm_desktop.engine.run import RunConfig, RunResult
-from rlm_desktop.engine.trace import TraceEvent
+from rlm_desktop.engine.trace import Trace, TraceEvent, Usage
 from rlm_desktop.testing.scenarios import (
     TICKETS_QUESTION,
     TICKETS_SCRIPT,
@@ -23,7 +24,8 @@ from rlm_desktop.testing.scenarios import (
     write_tickets,
 )
 from rlm_desktop.testing.server import ChildRule, ScriptedServer
-from rlm_desktop.ui.bridge import RunBridge, run_in_background
+from rlm_desktop.ui import bridge as bridge_module
+from rlm_desktop.ui.bridge import FIRST_SLICE, MIN_SLICE, RunBridge, run_in_background
 from rlm_desktop.ui.trace_model import NodeRole, TraceTreeModel
 
 BATCH = ["Planning.\n```repl\nr = llm_query_batched(['p'] * 10)\nprint(len(r))\n```",
@@ -57,6 +59,8 @@ def test_run_fills_the_model_in_order_and_finishes(
     on_gui_thread: list[bool] = []
     bridge.events.connect(lambda _: on_gui_thread.append(
         threading.current_thread() is threading.main_thread()))
+    frozen: list[int] = []
+    bridge.events.connect(lambda _: frozen.append(gc.get_freeze_count()))
     with (ScriptedServer(TICKETS_SCRIPT, [billing_rule()]) as server,
           qtbot.waitSignal(bridge.finished, timeout=60_000) as finished):
         bridge.start(documents, TICKETS_QUESTION, config(server))
@@ -74,6 +78,10 @@ def test_run_fills_the_model_in_order_and_finishes(
     assert model.data(run_index, NodeRole).kind == "run"
     assert model.data(model.index(0, 3)) == f"{result.usage.total_tokens:,}"
     assert all(e.node.ended for e in events)
+    # While it ran, the objects that were there before sat out the GC's full passes;
+    # they are handed back once it ended.
+    assert min(frozen) > 0
+    assert gc.get_freeze_count() == 0
 
 
 def test_gui_thread_keeps_ticking_while_a_run_streams(
@@ -162,3 +170,78 @@ def _all(model: TraceTreeModel, parent: Any = None) -> list[Any]:
         found.append(index)
         found.extend(_all(model, index))
     return found
+
+
+def burst(trace: Trace, cells: int = 30, calls: int = 100) -> None:
+    """What a fast engine emits: code cells, each with a batch of child calls."""
+    run = trace.start("run", None, input={"question": "q"})
+    for i in range(cells):
+        code = trace.start("code", run, input="x", iteration=i)
+        children = [trace.start("llm_query", code, input={"prompt": "p", "index": n})
+                    for n in range(calls)]
+        for child in children:
+            trace.end(child, output="y", usage=Usage(3, 1), cost_usd=0.001)
+        trace.end(code, output="done")
+    trace.end(run, output={"answer": "a"})
+
+
+@pytest.fixture
+def listening(qtbot: Any) -> Iterator[tuple[RunBridge, Trace]]:
+    """A bridge flushing a trace fed on this thread (no engine run)."""
+    made = RunBridge(flush_ms=10)
+    trace = Trace()
+    made._listen(trace)
+    try:
+        yield made, trace
+    finally:
+        made._timer.stop()
+        trace.unsubscribe(made._queue.append)
+        bridge_module._LongLived.release()
+
+
+def test_a_burst_arrives_in_slices_in_order_one_insert_per_parent_each(
+        qtbot: Any, listening: tuple[RunBridge, Trace]) -> None:
+    bridge, trace = listening
+    model = TraceTreeModel()
+    sent: list[TraceEvent] = []
+    trace.subscribe(sent.append)
+    batches: list[list[TraceEvent]] = []
+    bridge.events.connect(batches.append)
+    bridge.events.connect(model.add_events)
+    inserts: list[tuple[int, int]] = []          # (slice, parent node id)
+    model.rowsInserted.connect(lambda parent, first, last: inserts.append(
+        (bridge.slices, parent.internalId() if parent.isValid() else 0)))
+    between: list[int] = []                      # slices done when the event loop ran
+
+    def first_slice(_: list[TraceEvent]) -> None:
+        if len(batches) == 1:
+            QTimer.singleShot(0, lambda: between.append(len(batches)))
+
+    bridge.events.connect(first_slice)
+    burst(trace)
+    qtbot.waitUntil(lambda: sum(map(len, batches)) == len(sent), timeout=10_000)
+    assert [e for batch in batches for e in batch] == sent    # every event, in order
+    assert len(batches) > 1 and len(batches[0]) == FIRST_SLICE  # not all at once
+    assert between and between[0] < len(batches)             # the loop ran in between
+    assert len(inserts) == len(set(inserts))                 # one insert per parent per slice
+    assert model.node_count() == len(trace.nodes)
+    run_index = model.index(0, 0)
+    assert model.rowCount(run_index) == 30
+    assert model.data(run_index.siblingAtColumn(3)) == f"{30 * 100 * 4:,}"
+
+
+def test_slices_shrink_for_a_slow_consumer(
+        qtbot: Any, listening: tuple[RunBridge, Trace]) -> None:
+    bridge, trace = listening
+    sizes: list[int] = []
+
+    def slow(events: list[TraceEvent]) -> None:
+        sizes.append(len(events))
+        time.sleep(len(events) * 0.0005)          # 0.5 ms per event: 24 fit in a slice
+
+    bridge.events.connect(slow)
+    burst(trace, cells=4, calls=100)
+    total = len(trace.nodes) * 2
+    qtbot.waitUntil(lambda: sum(sizes) == total, timeout=20_000)
+    assert sizes[0] == FIRST_SLICE
+    assert all(MIN_SLICE <= size <= 64 for size in sizes[3:-1]), sizes

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QSize, Qt
 
 from rlm_desktop.engine.summary import summarize
 from rlm_desktop.engine.trace import Trace, TraceEvent, TraceNode, Usage
@@ -226,3 +226,100 @@ def test_clear_empties_the_model(qtbot: Any, qtmodeltester: Any) -> None:
     qtmodeltester.check(model)
     model.clear()
     assert model.rowCount() == 0 and model.node_count() == 0
+
+
+def test_every_kind_has_its_own_icon_and_failed_steps_a_red_one(qtbot: Any) -> None:
+    from PySide6.QtGui import QIcon
+
+    from rlm_desktop.engine.trace import NODE_KINDS
+    from rlm_desktop.ui.icons import kind_icon
+
+    model = TraceTreeModel()
+    rec = Recorder()
+    run = rec.trace.start("run", None, input={"question": "q"})
+    nodes = {"run": run}
+    for kind in NODE_KINDS[1:]:
+        nodes[kind] = rec.trace.start(kind, run, input={})
+    model.add_events(rec.take())
+    images = set()
+    for kind, node in nodes.items():
+        icon = model.data(model.index_of_node(node.id, STEP), Qt.ItemDataRole.DecorationRole)
+        assert isinstance(icon, QIcon) and not icon.isNull(), kind
+        assert icon.actualSize(QSize(16, 16)) == QSize(16, 16)
+        images.add(_pixels(icon))
+        assert model.data(model.index_of_node(node.id, SUMMARY),
+                          Qt.ItemDataRole.DecorationRole) is None
+    assert len(images) == len(NODE_KINDS)          # all distinct
+    assert kind_icon("grep") is kind_icon("grep")   # drawn once, then cached
+    failed = nodes["llm_query"]
+    rec.trace.end(failed, output=None, error="rate limited")
+    model.add_events(rec.take())
+    red = model.data(model.index_of_node(failed.id, STEP), Qt.ItemDataRole.DecorationRole)
+    assert _pixels(red) not in images
+    assert _pixels(red) == _pixels(kind_icon("llm_query", error=True))
+    image = red.pixmap(16, 16).toImage()
+    badge = image.pixelColor(8, 1)                  # the badge, above the glyph
+    assert badge.red() > 150 and badge.green() < 80 and badge.blue() < 80
+
+
+def test_running_steps_show_a_turning_indicator_until_they_end(qtbot: Any) -> None:
+    model = TraceTreeModel()
+    rec = Recorder()
+    run = rec.trace.start("run", None, input={"question": "q"})
+    call = rec.trace.start("llm_query", run, input={"prompt": "p", "index": 0})
+    model.add_events(rec.take())
+    duration = model.index_of_node(call.id, DURATION)
+    first = model.data(duration, Qt.ItemDataRole.DecorationRole)
+    assert first is not None and not first.isNull()
+    repainted: list[int] = []
+    model.dataChanged.connect(lambda top, bottom, roles: repainted.append(top.column()))
+    model.refresh_running()                          # what the running timer does
+    assert repainted and set(repainted) == {DURATION}
+    turned = model.data(duration, Qt.ItemDataRole.DecorationRole)
+    assert _pixels(turned) != _pixels(first)         # the next frame
+    rec.trace.end(call, output="yes")
+    model.add_events(rec.take())
+    assert model.data(duration, Qt.ItemDataRole.DecorationRole) is None
+
+
+def test_document_icons_per_kind(qtbot: Any) -> None:
+    from rlm_desktop.ui.icons import document_icon
+
+    kinds = ("pdf", "docx", "email", "log", "text", "markdown", "csv", "json", "html", "zip")
+    images = {_pixels(document_icon(kind)) for kind in kinds}
+    assert len(images) == len(kinds)
+    for alias in ("eml", "msg", "mbox"):
+        assert _pixels(document_icon(alias)) == _pixels(document_icon("email"))
+    assert _pixels(document_icon("pdf", error=True)) != _pixels(document_icon("pdf"))
+    assert not document_icon("something new").isNull()
+
+
+def test_summaries_are_made_when_shown_and_follow_the_step(qtbot: Any) -> None:
+    model = TraceTreeModel()
+    rec = Recorder()
+    run = rec.trace.start("run", None, input={"question": "q"})
+    grep = rec.trace.start("grep", run, input={"pattern": "x", "target": "all"})
+    model.add_events(rec.take())
+    running = model.data(model.index_of_node(grep.id, SUMMARY))
+    rec.trace.end(grep, output={"hits": 3, "documents": 1})
+    model.add_events(rec.take())
+    ended = model.data(model.index_of_node(grep.id, SUMMARY))
+    assert ended == summarize(grep) and ended != running
+
+
+def test_filter_says_when_it_is_active(qtbot: Any) -> None:
+    proxy = TraceFilterProxy()
+    proxy.setSourceModel(TraceTreeModel())
+    seen: list[bool] = []
+    proxy.filterChanged.connect(seen.append)
+    proxy.set_text("grep")
+    proxy.set_text("")
+    proxy.set_kinds({"final"})
+    proxy.set_kinds(None)
+    assert seen == [True, False, True, False]
+    assert not proxy.active
+
+
+def _pixels(icon: Any) -> bytes:
+    image = icon.pixmap(16, 16).toImage()
+    return bytes(image.constBits())
