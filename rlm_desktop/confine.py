@@ -14,7 +14,8 @@ feature.
   it is in one. No restricted token/AppContainer yet: at best "partial".
 
 Parent side: `launch_command()` before the spawn, `confine_child()` right after it,
-`release_child()` when the worker is gone; `runtime_read_paths()` for both sides.
+`release_child()` when the worker is gone; `runtime_read_paths()` for both sides
+(`frozen_bundle_paths()` adds a frozen app's own files to both).
 """
 
 from __future__ import annotations
@@ -111,13 +112,16 @@ def lockdown(*, read_paths: Sequence[str] = (), memory_bytes: int | None = None,
         rlimits_ok = not any(m.startswith("rlimit ") and "macOS" not in m for m in missing)
         level = "full" if sandbox and rlimits_ok else "partial" if sandbox else "none"
     elif platform == "win32":
+        from rlm_desktop import confine_windows
+
         in_job = _windows_in_job()
-        layers = {"job_object": in_job}
-        missing = ["restricted token/AppContainer not applied"]
+        token_layers, missing = confine_windows.lower_token()
+        layers = {"job_object": in_job, **token_layers}
+        missing.append("network: not blocked on Windows (needs an AppContainer token)")
         if not in_job:
             missing.append("job object: the worker is not in a job (the parent did not "
                            "confine it)")
-        level = "partial" if in_job else "none"
+        level = "partial" if in_job or token_layers["low_integrity"] else "none"
     else:
         layers, missing = _apply_rlimits(memory_bytes, cpu_seconds, max_open_files)
         missing.append(f"no OS confinement layer for {platform}")
@@ -233,10 +237,39 @@ def worker_read_paths() -> list[str]:
     paths = [found[k] for k in ("stdlib", "platstdlib") if k in found]
     paths.append(os.path.dirname(os.path.abspath(__file__)))  # the rlm_desktop package
     paths.append(os.path.dirname(os.path.abspath(RestrictedPython.__file__)))
-    bundle = getattr(sys, "_MEIPASS", None)  # a frozen app's bundle holds its stdlib
-    if isinstance(bundle, str):
-        paths.append(bundle)
+    paths += frozen_bundle_paths()
     return list(dict.fromkeys(os.path.realpath(p) for p in paths if os.path.exists(p)))
+
+
+def frozen_bundle_paths() -> list[str]:
+    """A frozen app's own files, which its worker keeps reading after the lockdown: the
+    bundle (`sys._MEIPASS`: extension modules, shared libraries, data) and the folder of
+    the executable, whose appended archive holds the compiled modules that a lazy import
+    (a codec, say) reads. In a macOS .app, the Contents folder (MacOS/, Frameworks/,
+    Resources/). Empty when not frozen; never the home directory or one of its parents (a
+    one-dir app unpacked straight into ~ gets the bundle alone, logged)."""
+    if not getattr(sys, "frozen", False):
+        return []
+    candidates: list[str] = []
+    bundle = getattr(sys, "_MEIPASS", None)
+    if isinstance(bundle, str):
+        candidates.append(bundle)
+    exe_dir = os.path.dirname(os.path.realpath(sys.executable))
+    if sys.platform == "darwin" and os.path.basename(exe_dir) == "MacOS":
+        exe_dir = os.path.dirname(exe_dir)  # .../RLM Desktop.app/Contents
+    candidates.append(exe_dir)
+    homes = _home_dirs()
+    kept: list[str] = []
+    for path in candidates:
+        real = os.path.realpath(path)
+        if os.path.dirname(real) == real or any(
+                h == real or h.startswith(real.rstrip(os.sep) + os.sep) for h in homes):
+            log.info("frozen_bundle_paths: skipping %s (a filesystem root, the home "
+                     "directory or a parent)", path)
+            continue
+        if real not in kept:
+            kept.append(real)
+    return kept
 
 
 def runtime_read_paths() -> list[str]:
@@ -252,9 +285,7 @@ def runtime_read_paths() -> list[str]:
         candidates += [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")
                        if k in paths]
     candidates += [p for p in sys.path if p]  # "" is the cwd of `python -c`: not runtime
-    bundle = getattr(sys, "_MEIPASS", None)
-    if isinstance(bundle, str):
-        candidates.append(bundle)
+    candidates += frozen_bundle_paths()
     homes = _home_dirs()
     root = os.path.realpath(os.sep)
     kept: set[str] = set()
