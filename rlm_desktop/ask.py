@@ -138,7 +138,25 @@ def run_ask(args: argparse.Namespace) -> int:
         print("rlm-desktop: no readable documents in the given paths", file=sys.stderr)
         return EXIT_ERROR
 
+    recorder, store = None, None
+    if not args.no_save:
+        from rlm_desktop.sessions.recorder import Recorder
+        from rlm_desktop.sessions.store import Store, StoreError
+
+        try:
+            store = Store()
+            recorder = Recorder(store)
+            investigation = recorder.begin(args.question, documents, config)
+            config = recorder.configure(config)
+            print(f"rlm-desktop: recording investigation {investigation}", file=sys.stderr)
+        except StoreError as exc:
+            print(f"rlm-desktop: warning: this investigation will not be saved: {exc}",
+                  file=sys.stderr)
+            recorder = None
+
     run = Run(documents, args.question, config)
+    if recorder is not None:
+        run.trace.subscribe(recorder)
     writer = None
     if args.trace:
         try:
@@ -153,15 +171,25 @@ def run_ask(args: argparse.Namespace) -> int:
     previous = _install_interrupt(run)
     try:
         outcome = run.execute_sync()
+        if recorder is not None:
+            recorder.finish(outcome)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if writer is not None:
             writer.close()
+        if store is not None:
+            store.close()
+            if store.write_failure:
+                print(f"rlm-desktop: warning: the investigation was not saved completely: "
+                      f"{store.write_failure}", file=sys.stderr)
 
     if args.json:
+        data = outcome.to_json(args.trace)
+        if recorder is not None:
+            data["investigation"] = recorder.investigation
         # ASCII escapes: valid on any console encoding, and whatever the model wrote.
-        json.dump(outcome.to_json(args.trace), sys.stdout, ensure_ascii=True, indent=2)
+        json.dump(data, sys.stdout, ensure_ascii=True, indent=2)
         sys.stdout.write("\n")
     else:
         print()

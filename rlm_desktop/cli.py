@@ -8,7 +8,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlm_desktop import __version__
 
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rlm-desktop",
         description="Ask hard questions of large document sets with Recursive Language Models.",
         epilog="Without a command, opens the desktop window: rlm-desktop [PATH ...] "
-        "[--question Q] [--run] [--screenshot FILE] [--exit-when-done].",
+        "[--question Q] [--run] [--screenshot FILE] [--exit-when-done] [--demo].",
     )
     parser.add_argument("--version", action="version", version=f"rlm-desktop {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -51,7 +51,35 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--timeout", type=_positive_float, metavar="S",
                         help="seconds allowed per file before it is given up (default 120)")
     _add_ask(commands)
+    _add_sessions(commands)
     return parser
+
+
+def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    history = commands.add_parser(
+        "history", help="list saved investigations",
+        description="List saved investigations, newest first: id, date, status, cost, "
+        "corpus and question.")
+    history.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    export = commands.add_parser(
+        "export", help="export a saved investigation as an HTML report, JSON or CSV",
+        description="Export a saved investigation: a self-contained HTML report (question, "
+        "answer, citations, every step, corpus hashes, settings; its own SHA-256 at the "
+        "end), the whole record as JSON, or its citations as CSV.")
+    export.add_argument("investigation", metavar="INVESTIGATION",
+                        help="an id from `rlm-desktop history`, a unique prefix, or 'last'")
+    export.add_argument("--format", "-f", choices=("html", "json", "csv"), default="html")
+    export.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
+    replay = commands.add_parser(
+        "replay", help="rerun a saved investigation from its recorded model responses",
+        description="Run a saved investigation again with every model response taken from "
+        "the record: no model is called and nothing is spent. Says whether the steps, answer "
+        "and citations were reproduced (exit status 1 when not).")
+    replay.add_argument("investigation", metavar="INVESTIGATION",
+                        help="an id from `rlm-desktop history`, a unique prefix, or 'last'")
+    replay.add_argument("--json", action="store_true", help="print the result as JSON")
+    replay.add_argument("--no-save", action="store_true",
+                        help="do not save the replay as a new investigation")
 
 
 def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,6 +118,8 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                      "built-in table (default: pricing.json in the config dir)")
     ask.add_argument("--password", action="append", default=[], metavar="PW",
                      help="password for protected PDFs (repeat to try several)")
+    ask.add_argument("--no-save", action="store_true",
+                     help="do not save this investigation (saved by default; see history)")
 
 
 def _checked(convert: Callable[[str], N], ok: Callable[[N], bool], message: str,
@@ -122,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rlm_desktop.engine.repl_worker import worker_main as repl_main
 
         return repl_main()
+    if args_list[:1] == ["--diagnose"]:  # hidden: what the packaging smoke test checks
+        json.dump(diagnose(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
     if not _wants_subcommand(args_list):
         return _run_gui(args_list)
     parser = build_parser()
@@ -132,11 +166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rlm_desktop.ask import run_ask
 
         return run_ask(args)
+    if args.command in ("history", "export", "replay"):
+        from rlm_desktop.sessions import commands as sessions
+
+        run = {"history": sessions.run_history, "export": sessions.run_export,
+               "replay": sessions.run_replay}[args.command]
+        return run(args)
     parser.print_help()
     return EXIT_OK
 
 
-SUBCOMMANDS = ("ingest", "ask")
+SUBCOMMANDS = ("ingest", "ask", "history", "export", "replay")
 
 
 def _wants_subcommand(args: list[str]) -> bool:
@@ -149,7 +189,8 @@ def _wants_subcommand(args: list[str]) -> bool:
 def build_gui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlm-desktop",
-        description="Open the desktop window (subcommands: ingest, ask; see --help).",
+        description="Open the desktop window (subcommands: ingest, ask, history, export, "
+        "replay; see --help).",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="files or folders to read when the window opens")
@@ -160,6 +201,9 @@ def build_gui_parser() -> argparse.ArgumentParser:
                         help="save a picture of the window when the run (or reading) is done")
     parser.add_argument("--exit-when-done", action="store_true",
                         help="quit after that (with --screenshot: after saving it)")
+    parser.add_argument("--demo", action="store_true",
+                        help="open the bundled demo corpus and question, answered by a "
+                             "scripted stand-in server (not a language model)")
     return parser
 
 
@@ -247,6 +291,64 @@ def format_table(result: IngestResult) -> str:
     if result.cancelled:
         summary += "; cancelled"
     return "\n".join([*lines, "", summary])
+
+
+def diagnose() -> dict[str, Any]:
+    """What this installation of the app can do, as JSON (`rlm-desktop --diagnose`, not in
+    --help): version, whether it is frozen, the keyring backend chosen and the backends
+    registered (their entry points are metadata a frozen app must carry), the sandbox level
+    a REPL worker reaches here (a real worker is started, from the frozen executable when
+    frozen), the Qt version."""
+    import asyncio
+    import importlib
+    import platform
+    from importlib.metadata import entry_points
+
+    from rlm_desktop.engine.pack import build_pack
+    from rlm_desktop.engine.repl import ReplError, ReplProcess, SandboxPolicy, worker_command
+    from rlm_desktop.settings import keyring_available
+
+    report: dict[str, Any] = {
+        "version": __version__, "frozen": bool(getattr(sys, "frozen", False)),
+        "executable": sys.executable, "python": platform.python_version(),
+        "platform": sys.platform, "worker_command": worker_command()}
+    try:
+        import keyring
+
+        backend = keyring.get_keyring()
+        report["keyring"] = {
+            "backend": f"{type(backend).__module__}.{type(backend).__qualname__}",
+            "usable": keyring_available(),
+            "viable": sorted(b.name for b in keyring.backend.get_all_keyring()),
+            "registered": sorted(ep.name for ep in entry_points(group="keyring.backends"))}
+    except Exception as exc:  # a diagnostic reports a broken keyring, it does not stop
+        report["keyring"] = {"error": f"{type(exc).__name__}: {exc}"}
+
+    async def probe() -> dict[str, Any]:
+        repl = ReplProcess(build_pack([]).to_json(), None, sandbox=SandboxPolicy(minimum="none"))
+        try:
+            info = await repl.start()
+
+            async def no_call(message: dict[str, Any]) -> Any:
+                return None
+
+            cell = await repl.run_cell('print(len(context), "säure".encode("cp1252"))',
+                                       timeout=30, on_call=no_call, on_event=lambda m: None)
+            return {**(info.get("sandbox") or {}), "cell": {"stdout": cell.stdout,
+                                                            "error": cell.error}}
+        finally:
+            await repl.close()
+
+    try:
+        report["sandbox"] = asyncio.run(probe())
+    except (ReplError, OSError) as exc:
+        report["sandbox"] = {"level": None, "error": str(exc)}
+    try:
+        # The one Qt look-up outside ui/, by name: loads QtCore only, and only here.
+        report["qt"] = {"version": importlib.import_module("PySide6.QtCore").qVersion()}
+    except ImportError as exc:
+        report["qt"] = {"version": None, "error": str(exc)}
+    return report
 
 
 def _count(n: int, noun: str) -> str:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
+import json
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import openai
 
@@ -44,13 +46,55 @@ class Completion:
 RetryNotice = Callable[[int, float, str], None]
 
 
+class ReplayMiss(ModelError):
+    """Replaying a record that has no response for this request: the run stops (fatal)
+    instead of asking the server."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, fatal=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """What identifies a model call for the replay cache. `key` is the SHA-256 of the
+    canonical JSON of model, messages and parameters (never the key or the endpoint),
+    computed when the request is made: the caller may append to `messages` later."""
+
+    model: str
+    stream: bool
+    max_tokens: int | None
+    key: str
+
+    @classmethod
+    def of(cls, messages: list[Message], *, model: str, stream: bool,
+           max_tokens: int | None) -> ModelRequest:
+        canonical = json.dumps(
+            {"model": model, "messages": messages, "stream": stream, "max_tokens": max_tokens},
+            sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+        digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+        return cls(model, stream, max_tokens, digest)
+
+
+class ResponseCache(Protocol):
+    """Records model responses, or serves them back (sessions.replay.ReplayCache).
+
+    `lookup` returns a recorded completion, None to call the server, or raises ReplayMiss
+    when replaying and the record has nothing for this request. `save` is called with every
+    completion the server sent (not with those `lookup` served)."""
+
+    def lookup(self, request: ModelRequest) -> Completion | None: ...
+
+    def save(self, request: ModelRequest, completion: Completion) -> None: ...
+
+
 class ModelClient:
     """One client per endpoint; safe to share between concurrent calls of one event loop."""
 
     def __init__(self, *, base_url: str | None, api_key: str | None,
                  request_timeout: float = 300.0, max_retries: int = 4,
-                 backoff: float = 0.5) -> None:
+                 backoff: float = 0.5, cache: ResponseCache | None = None) -> None:
         self.base_url = base_url
+        self.cache = cache
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
             timeout=openai.Timeout(request_timeout, connect=min(10.0, request_timeout)),
@@ -67,7 +111,26 @@ class ModelClient:
                        on_delta: Callable[[str], None] | None = None,
                        max_tokens: int | None = None,
                        on_retry: RetryNotice | None = None) -> Completion:
-        """One chat completion; streamed when `on_delta` is given. Raises ModelError."""
+        """One chat completion; streamed when `on_delta` is given. Raises ModelError.
+
+        With a response cache, a recorded response is served without any HTTP request (a
+        streamed call gets its text as one delta) and every response received is saved."""
+        if self.cache is None:
+            return await self._complete(messages, model, on_delta, max_tokens, on_retry)
+        request = ModelRequest.of(messages, model=model, stream=on_delta is not None,
+                                  max_tokens=max_tokens)
+        recorded = self.cache.lookup(request)
+        if recorded is not None:
+            if on_delta is not None and recorded.text:
+                on_delta(recorded.text)
+            return recorded
+        result = await self._complete(messages, model, on_delta, max_tokens, on_retry)
+        self.cache.save(request, result)
+        return result
+
+    async def _complete(self, messages: list[Message], model: str,
+                        on_delta: Callable[[str], None] | None, max_tokens: int | None,
+                        on_retry: RetryNotice | None) -> Completion:
         attempt = 0
         while True:
             try:

@@ -22,7 +22,13 @@ from typing import Any
 from rlm_desktop.corpus.document import Document
 from rlm_desktop.engine import prompts
 from rlm_desktop.engine.budget import BudgetExhausted, Ledger, Limits, Pricing, estimate_tokens
-from rlm_desktop.engine.client import Completion, Message, ModelClient, ModelError
+from rlm_desktop.engine.client import (
+    Completion,
+    Message,
+    ModelClient,
+    ModelError,
+    ResponseCache,
+)
 from rlm_desktop.engine.frames import MAX_PROMPT_CHARS as MAX_CHILD_PROMPT_CHARS
 from rlm_desktop.engine.frames import is_int
 from rlm_desktop.engine.pack import CorpusPack, build_pack
@@ -43,6 +49,9 @@ class RunConfig:
     limits: Limits = field(default_factory=Limits)
     pricing: Pricing | None = None
     sandbox: SandboxPolicy = field(default_factory=SandboxPolicy)
+    # Records every model response, or replays recorded ones without calling the server
+    # (sessions.replay.ReplayCache).
+    replay: ResponseCache | None = None
 
     @property
     def child_model(self) -> str:
@@ -170,7 +179,8 @@ class Run:
             self._pack = await asyncio.to_thread(build_pack, self.documents)
             self._client = ModelClient(base_url=config.base_url, api_key=config.api_key,
                                        request_timeout=limits.request_timeout_s,
-                                       max_retries=limits.max_retries)
+                                       max_retries=limits.max_retries,
+                                       cache=config.replay)
             rlm = _Rlm(self, depth=0, node=root, question=self.question, spans=None)
             remaining = self.ledger.remaining_time()
             if remaining is not None:

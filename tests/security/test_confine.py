@@ -324,15 +324,24 @@ def test_darwin_path_reports_an_absent_sandbox_honestly(tmp_path: Path) -> None:
 
 
 def test_windows_path_without_a_job_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlm_desktop import confine_windows
+
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setattr(confine, "_windows_in_job", lambda: False)
+    # Here the Win32 API is missing: the token layer says so and nothing confines.
     report = confine.lockdown()
     assert report.level == "none"
-    assert "restricted token/AppContainer not applied" in report.missing
+    assert any(m.startswith("token: Win32 API not available") for m in report.missing)
+    assert "network: not blocked on Windows (needs an AppContainer token)" in report.missing
+    assert report.layers["low_integrity"] is False
+    # With the job and the lowered token: partial, and only the network is left open.
     monkeypatch.setattr(confine, "_windows_in_job", lambda: True)
+    monkeypatch.setattr(confine_windows, "lower_token", lambda: (
+        {"privileges_removed": True, "low_integrity": True}, []))
     report = confine.lockdown()
     assert report.level == "partial"
-    assert report.missing == ("restricted token/AppContainer not applied",)
+    assert report.missing == ("network: not blocked on Windows (needs an AppContainer token)",)
+    assert report.layers["job_object"] and report.layers["low_integrity"]
 
 
 # --- pure functions ----------------------------------------------------------------------

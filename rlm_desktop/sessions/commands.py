@@ -1,0 +1,120 @@
+"""`rlm-desktop history`, `export` and `replay`: saved investigations from the command line.
+
+Exit status: 0 done, 1 the replay did not reproduce the record, 2 usage (no such
+investigation, a file that cannot be written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from rlm_desktop.sessions.investigation import InvestigationSummary
+from rlm_desktop.sessions.store import Store, StoreError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def run_history(args: argparse.Namespace) -> int:
+    try:
+        with Store() as store:
+            items = store.history()
+    except StoreError as exc:
+        print(f"rlm-desktop: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        json.dump({"investigations": [item.to_json() for item in items]}, sys.stdout,
+                  ensure_ascii=True, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    if not items:
+        print("No saved investigations.")
+        return EXIT_OK
+    print(format_history(items))
+    return EXIT_OK
+
+
+def format_history(items: list[InvestigationSummary]) -> str:
+    from rlm_desktop.ask import printable
+    from rlm_desktop.corpus.document import one_line
+
+    rows = [("ID", "DATE", "STATUS", "COST", "CORPUS", "QUESTION")]
+    for item in items:
+        rows.append((item.id, time.strftime("%Y-%m-%d %H:%M", time.localtime(item.created)),
+                     item.status + (" (replay)" if item.replay_of else ""),
+                     f"${item.cost_usd:.4f}", one_line(item.corpus, 40),
+                     printable(one_line(item.question, 60))))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join("  ".join([*(row[i].ljust(widths[i]) for i in range(5)), row[5]]).rstrip()
+                     for row in rows)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from rlm_desktop.sessions.export import export
+
+    try:
+        with Store() as store:
+            investigation = store.load(store.resolve(args.investigation))
+    except StoreError as exc:
+        print(f"rlm-desktop: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyError as exc:
+        print(f"rlm-desktop: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    text = export(investigation, args.format)
+    if not args.output or args.output == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    target = Path(args.output)
+    try:
+        # Owner-only like the database it comes from; written whole, then renamed.
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        print(f"rlm-desktop: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"rlm-desktop: wrote {target}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Rerun an investigation from its recorded responses and say whether it reproduced."""
+    from rlm_desktop.sessions.replay import rerun, same_steps
+
+    try:
+        with Store() as store:
+            original_id = store.resolve(args.investigation)
+            original = store.load(original_id)
+            new_id, result, nodes = rerun(store, original_id, replay=True,
+                                          save=not args.no_save)
+    except StoreError as exc:
+        print(f"rlm-desktop: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyError as exc:
+        print(f"rlm-desktop: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    same = (result.answer == original.answer and result.citations == original.citations
+            and same_steps(nodes, original.nodes))
+    data = {"investigation": new_id, "replay_of": original_id,
+            "reproduced": same and result.status == original.status,
+            **result.to_json()}
+    if args.json:
+        json.dump(data, sys.stdout, ensure_ascii=True, indent=2)
+        sys.stdout.write("\n")
+    else:
+        verdict = ("reproduced the recorded steps, answer and citations"
+                   if data["reproduced"]
+                   else f"did NOT reproduce the record (status {result.status}"
+                   + (f": {result.error}" if result.error else "") + ")")
+        saved = f" (saved as {new_id})" if new_id else ""
+        print(f"replay of {original_id}{saved}: {verdict}")
+    return EXIT_OK if data["reproduced"] else EXIT_FAILED
