@@ -7,20 +7,26 @@ Runs headless (QT_QPA_PLATFORM=offscreen unless set).  Two parts:
 1. Streaming.  A producer thread builds a realistic trace with `engine.trace.Trace` as fast
    as it can (a run > iterations of root_call, code > grep, peek and a batch of 64
    llm_query, each started and ended; the run node last) until 10,000 nodes exist.  The
-   events go through the path `ui.bridge.RunBridge` uses: the Trace's subscriber appends to
-   the bridge's deque, the bridge's 50 ms QTimer flushes it as one `events` signal on the
-   GUI thread.  (The benchmark reaches the bridge's `_queue` and `_timer` because
-   `RunBridge.start` wants a real `Run`; everything after the deque is the app's code.)
+   events go through the path `ui.bridge.RunBridge` uses: `RunBridge._listen(trace)` (what
+   `start` does for its run's trace: the subscriber appends to the bridge's deque, the GC
+   is told to leave the objects alive before the run alone, the 50 ms flush timer starts),
+   then the bridge hands the queue to the GUI thread in time slices of about 12 ms, one
+   `events` signal each.  (`start` itself wants a real `Run`; everything after `_listen` is
+   the app's code.)
    Consumers, each in a fresh subprocess so peak RSS belongs to that configuration alone:
    - `window`: `MainWindow` shown (1440x900), events into `window.bridge`, so its own
-     `_on_events` (model, follow-tail scroll, expand on insert, inspector, totals) runs;
-   - `tree`: a shown QTreeView on `TraceFilterProxy(TraceTreeModel())`, with the same
-     follow-tail scroll and expand-on-insert as the window;
+     `_on_events` (model, `TraceView` follow-tail and opening/folding, inspector, totals)
+     runs;
+   - `view`: a shown `TraceView` (900x700) on `TraceFilterProxy(TraceTreeModel())`, fed
+     by `TraceView.add_events`: the tree alone, without the rest of the window;
+   - `tree` (baseline): a shown plain QTreeView on the same proxy, scrolled to the bottom
+     after every slice and opening every parent that receives rows (what the window did
+     before `TraceView`);
    - `model` (baseline): `TraceTreeModel.add_events` alone, no view;
    - `idle` (baseline): no events at all, the timer's own jitter for 3 s.
    On the GUI thread a 5 ms PreciseTimer records the longest gap between its ticks: the
    longest event-loop stall (5 ms is the floor).  Nodes/s = 10,000 / (producer start ->
-   the flush that brings the model to 10,000 nodes); the stall clock keeps ticking 300 ms
+   the slice that brings the model to 10,000 nodes); the stall clock keeps ticking 300 ms
    after that, so the layout and paint of the last batch are counted.  Peak RSS is
    `ru_maxrss` of that subprocess.  Each configuration runs 3 times; the stall reported is
    the worst of the 3, the rate the median, RSS the largest.
@@ -60,7 +66,7 @@ SETTLE_MS = 300   # ticking goes on this long after the last batch is in the mod
 BATCH = 64
 STALL_TARGET_MS = 50.0
 LAUNCH_TARGET_S = 1.5
-MODES = ("window", "tree", "model", "idle")
+MODES = ("window", "view", "tree", "model", "idle")
 
 
 @dataclass(frozen=True)
@@ -149,13 +155,14 @@ def stream(mode: str, total: int) -> dict[str, float]:
     app = make_application(["bench-gui"])
     clock = QElapsedTimer()
     gaps: list[float] = []
-    handler_ms: list[float] = []
+    ends: list[float] = []   # when each gap ended (for BENCH_GUI_DEBUG)
     last = [0.0]
     state: dict[str, float] = {}
 
     def tick() -> None:
         now = clock.nsecsElapsed() / 1e6
         gaps.append(now - last[0])
+        ends.append(now)
         last[0] = now
 
     ticker = QTimer()
@@ -184,7 +191,17 @@ def stream(mode: str, total: int) -> dict[str, float]:
             bridge = RunBridge()
             model = TraceTreeModel()
             keep += [bridge, model]
-            if mode == "tree":
+            if mode == "view":
+                from rlm_desktop.ui.trace_view import TraceView
+
+                proxy = TraceFilterProxy()
+                proxy.setSourceModel(model)
+                view = TraceView(model, proxy)
+                view.resize(900, 700)
+                view.show()
+                keep += [proxy, view]
+                bridge.events.connect(view.add_events)
+            elif mode == "tree":
                 proxy = TraceFilterProxy()
                 proxy.setSourceModel(model)
                 tree = QTreeView()
@@ -210,29 +227,23 @@ def stream(mode: str, total: int) -> dict[str, float]:
             else:
                 bridge.events.connect(model.add_events)
 
+        slices: list[tuple[float, int]] = []   # (when, events) per slice, for BENCH_GUI_DEBUG
+
         def measure(events: list[TraceEvent]) -> None:
-            # Connected after the consumer: runs once the batch is in the model.
-            handler_ms.append(clock.nsecsElapsed() / 1e6 - state["flush_at"])
+            # Connected after the consumer: runs once the slice is in the model.
+            slices.append((clock.nsecsElapsed() / 1e6, len(events)))
             if model.node_count() >= total and "done" not in state:
                 state["done"] = time.perf_counter()
                 # Keep ticking a while: the view lays out and paints after the last batch.
                 QTimer.singleShot(SETTLE_MS, finish)
 
-        original_flush = bridge.flush
-
-        def timed_flush() -> None:
-            state["flush_at"] = clock.nsecsElapsed() / 1e6
-            original_flush()
-
-        bridge._timer.timeout.disconnect()
-        bridge._timer.timeout.connect(timed_flush)
         bridge.events.connect(measure)
         trace = Trace()
-        trace.subscribe(bridge._queue.append)   # what RunBridge.start does
 
         def begin() -> None:
+            state["none_refs"] = sys.getrefcount(None)
             state["began"] = time.perf_counter()
-            bridge._timer.start()
+            bridge._listen(trace)   # what RunBridge.start does for its run's trace
             worker = threading.Thread(
                 target=lambda: state.__setitem__("produce_s", produce(trace, total)),
                 name="bench-producer", daemon=True)
@@ -259,7 +270,23 @@ def stream(mode: str, total: int) -> dict[str, float]:
         elapsed = state["done"] - state["began"]
         result.update(nodes=float(total), seconds=elapsed, rate=total / elapsed,
                       produce_s=state.get("produce_s", float("nan")),
-                      flushes=float(len(handler_ms)), max_flush_ms=max(handler_ms))
+                      slices=float(bridge.slices), max_slice_ms=bridge.longest_slice_ms)
+        if os.environ.get("BENCH_GUI_DEBUG"):
+            worst_gaps = sorted(zip(gaps[1:], ends[1:], strict=True), reverse=True)[:6]
+            print("gaps (ms, ended at):", [(round(g, 1), round(e)) for g, e in worst_gaps],
+                  file=sys.stderr)
+            print("slices (at, events):", [(round(t), n) for t, n in slices], file=sys.stderr)
+            print("references to None: at the start", state["none_refs"], "at the end",
+                  sys.getrefcount(None), file=sys.stderr)
+    # Delete views before their models, all before the QApplication (left to the
+    # interpreter's exit, a view caught in a reference cycle outlives the application and
+    # crashes in its destructor).
+    import shiboken6
+    from PySide6.QtCore import QObject
+
+    for obj in reversed(keep):
+        if isinstance(obj, QObject) and shiboken6.isValid(obj):
+            shiboken6.delete(obj)
     return result
 
 
@@ -366,14 +393,16 @@ def main() -> None:
     idle = worst("idle", "stall_ms")
     base_model = worst("model", "stall_ms")
     rows: list[Row] = []
-    for mode, label in (("window", "MainWindow"), ("tree", "QTreeView + proxy")):
+    viewers = (("window", "MainWindow"), ("view", "TraceView alone"),
+               ("tree", "plain QTreeView + proxy, opening every parent (baseline)"))
+    for mode, label in viewers:
         stall = worst(mode, "stall_ms")
         rows.append(Row(
             f"longest event-loop stall, {scale.nodes:,} nodes → {label}",
             f"{stall:.1f} ms", f"model only {base_model:.1f} ms; idle {idle:.1f} ms",
             f"{stall / base_model:.2f}x model", f"≤ {STALL_TARGET_MS:.0f} ms",
             "yes" if stall <= STALL_TARGET_MS else "no"))
-    for mode, label in (("window", "MainWindow"), ("tree", "QTreeView + proxy")):
+    for mode, label in viewers:
         rate = median(mode, "rate")
         rows.append(Row(f"nodes/s until all in the model → {label}", f"{rate:,.0f}",
                         f"model only {median('model', 'rate'):,.0f}",
@@ -400,16 +429,19 @@ def main() -> None:
     notes = [
         f"Stall: the longest gap between ticks of a {TICK_MS} ms PreciseTimer on the GUI "
         f"thread, worst of {scale.runs} run(s) (range window {span('window', 'stall_ms', '.1f')}"
-        f" ms, tree {span('tree', 'stall_ms', '.1f')} ms, model {span('model', 'stall_ms', '.1f')}"
+        f" ms, view {span('view', 'stall_ms', '.1f')} ms, tree {span('tree', 'stall_ms', '.1f')}"
+        f" ms, model {span('model', 'stall_ms', '.1f')}"
         f" ms, idle {span('idle', 'stall_ms', '.1f')} ms); 99th-percentile gap in the window "
         f"{median('window', 'p99_gap_ms'):.1f} ms.",
-        f"Longest single flush (bridge timer fires → batch applied by every slot): window "
-        f"{worst('window', 'max_flush_ms'):.1f} ms, tree {worst('tree', 'max_flush_ms'):.1f} "
-        f"ms, model {worst('model', 'max_flush_ms'):.1f} ms; flushes per run "
-        f"{median('window', 'flushes'):.0f} (window).",
+        f"Longest slice (one `events` signal, every slot included, as `RunBridge` timed it): "
+        f"window {worst('window', 'max_slice_ms'):.1f} ms, view "
+        f"{worst('view', 'max_slice_ms'):.1f} ms, tree "
+        f"{worst('tree', 'max_slice_ms'):.1f} ms, model {worst('model', 'max_slice_ms'):.1f} "
+        f"ms; slices per run {median('window', 'slices'):.0f} (window), "
+        f"{median('model', 'slices'):.0f} (model).",
         f"The producer alone (building nodes on its thread, sharing the GIL with the GUI) "
         f"took {median('window', 'produce_s'):.2f} s (window run, median) for "
-        f"{scale.nodes:,} nodes; nodes/s is producer start → the flush that completes the "
+        f"{scale.nodes:,} nodes; nodes/s is producer start → the slice that completes the "
         f"model, so it includes up to one {50} ms flush interval.",
         "The CLI row includes the automation's deliberate 300 ms wait after show before the "
         "grab, the PNG save and the shutdown; the \"shown\" row stops at the first "

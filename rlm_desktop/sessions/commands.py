@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -56,7 +55,7 @@ def format_history(items: list[InvestigationSummary]) -> str:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from rlm_desktop.sessions.export import export
+    from rlm_desktop.sessions.export import export, write_report
 
     try:
         with Store() as store:
@@ -73,12 +72,7 @@ def run_export(args: argparse.Namespace) -> int:
         return EXIT_OK
     target = Path(args.output)
     try:
-        # Owner-only like the database it comes from; written whole, then renamed.
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
+        write_report(target, text)
     except OSError as exc:
         print(f"rlm-desktop: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -16,9 +16,11 @@ import hashlib
 import html
 import io
 import json
+import os
 import re
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from rlm_desktop.engine.summary import summarize
@@ -286,3 +288,17 @@ details.node>summary{cursor:pointer}details.node.error>summary{color:#b00}
 .error{color:#b00}footer{margin-top:2em;border-top:1px solid #ddd;color:#555;font-size:.9em}
 @media print{details.node{display:block}pre{max-height:none}}
 """
+
+
+def write_report(target: Path, text: str) -> None:
+    """Write an export owner-only (like the database it comes from), whole: to a temporary
+    name beside `target`, then renamed. Raises OSError."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

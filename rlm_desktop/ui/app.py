@@ -12,8 +12,10 @@ from types import TracebackType
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from rlm_desktop.resources import icon_set_path
 from rlm_desktop.ui.main_window import APPLICATION, ORGANIZATION, MainWindow
 
 EXIT_OK = 0
@@ -28,6 +30,7 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("RLM Desktop")
+    app.setWindowIcon(QIcon(str(icon_set_path())))
     return app
 
 
@@ -83,6 +86,12 @@ class Automation:
 
     def start(self) -> None:
         args = self.args
+        if getattr(args, "demo", False):
+            if not self.window.start_demo():
+                self._done()
+            if args.question:
+                self.window.question.setPlainText(args.question)
+            return
         if args.question:
             self.window.question.setPlainText(args.question)
         if args.paths:

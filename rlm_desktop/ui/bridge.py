@@ -129,6 +129,21 @@ class _LongLived:
             gc.unfreeze()
 
 
+def _fit(samples: Sequence[tuple[int, float]]) -> tuple[float, float] | None:
+    """Least squares `ms = per_slice + per_event * events` over (events, ms) samples; None
+    when the sizes are too alike to tell the two apart."""
+    n = len(samples)
+    mean_x = sum(x for x, _ in samples) / n
+    mean_y = sum(y for _, y in samples) / n
+    spread = sum((x - mean_x) ** 2 for x, _ in samples)
+    if spread < (mean_x * 0.25) ** 2 * n:
+        return None
+    per_event = sum((x - mean_x) * (y - mean_y) for x, y in samples) / spread
+    per_event = max(per_event, 0.0)
+    per_slice = max(mean_y - per_event * mean_x, 0.0)
+    return per_slice, per_event
+
+
 class RunBridge(QObject):
     """Runs one question at a time off the GUI thread and reports on the GUI thread.
 
@@ -154,6 +169,7 @@ class RunBridge(QObject):
         self._timer.timeout.connect(self.flush)
         self._draining = False        # a slice is scheduled: the timer leaves it alone
         self._slice = FIRST_SLICE     # events in the next slice
+        self._samples: list[tuple[int, float]] = []   # (events, ms) of recent slices
         self.slices = 0               # slices delivered (for tests and the benchmark)
         self.longest_slice_ms = 0.0   # the longest one, slots included
 
@@ -167,11 +183,16 @@ class RunBridge(QObject):
         """The run in progress, if any."""
         return self._run
 
-    def start(self, documents: Sequence[Document], question: str, config: RunConfig) -> Run:
-        """Start a run; raises ValueError for an empty question, RuntimeError while busy."""
+    def start(self, documents: Sequence[Document], question: str, config: RunConfig,
+              subscribers: Sequence[Callable[[TraceEvent], None]] = ()) -> Run:
+        """Start a run; raises ValueError for an empty question, RuntimeError while busy.
+        `subscribers` (e.g. the investigation recorder) hear every event from the first,
+        on the engine's thread."""
         if self._run is not None:
             raise RuntimeError("a run is already in progress")
         run = Run(documents, question, config)
+        for subscriber in subscribers:
+            run.trace.subscribe(subscriber)
         self._listen(run.trace)
         self._run = run
         self._thread = run_in_background(run.execute_sync,
@@ -232,11 +253,30 @@ class RunBridge(QObject):
             QTimer.singleShot(0, self._deliver)
 
     def _adapt(self, size: int, took: float) -> None:
-        """Size the next slice from this one's cost: at most double, at least half."""
-        if size < self._slice and took * 1000 < SLICE_MS:
+        """Size the next slice from what the last ones cost: at most double the current
+        limit, at least half of it.
+
+        A slice costs a part per event (the model) and a part per slice (a view laying out
+        all its open rows again). Smaller slices only help with the first: when the second
+        alone fills the budget, shrinking would multiply it (thousands of slices, each
+        paying it), so slices grow instead and the stalls stay as few as they can be."""
+        took_ms = took * 1000
+        if size < self._slice and took_ms < SLICE_MS:
             return                       # the queue ran dry: says little about the cost
-        wanted = int(size * SLICE_MS / max(took * 1000, 0.1))
-        self._slice = max(MIN_SLICE, min(MAX_SLICE, 2 * size, max(size // 2, wanted)))
+        samples = self._samples
+        samples.append((size, took_ms))
+        del samples[:-8]
+        fit = _fit(samples)
+        limit = self._slice              # (a slice is smaller when the queue ran dry)
+        if fit is None:                  # sizes too alike: assume the cost is per event ...
+            wanted = int(size * SLICE_MS / max(took_ms, 0.1))
+            if took_ms > SLICE_MS and limit <= 2 * MIN_SLICE:
+                wanted = 2 * limit       # ... unless already tiny: try bigger, to find out
+        elif fit[0] > SLICE_MS * 2 / 3:
+            wanted = 2 * limit
+        else:
+            wanted = int((SLICE_MS - fit[0]) / max(fit[1], 1e-4))
+        self._slice = max(MIN_SLICE, min(MAX_SLICE, 2 * limit, max(limit // 2, wanted)))
 
     def _finish(self, run: Run, result: RunResult) -> None:
         self._end(run, lambda: self.finished.emit(result))

@@ -3,7 +3,9 @@ centre, the inspector on the right, the answer and its citations at the bottom."
 
 from __future__ import annotations
 
+import dataclasses
 import platform
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -42,10 +45,14 @@ from PySide6.QtWidgets import (
 from rlm_desktop import __version__, paths
 from rlm_desktop.engine.run import RunConfig, RunResult
 from rlm_desktop.engine.trace import TraceEvent, TraceNode
+from rlm_desktop.sessions.investigation import FileCheck, Investigation, check_files
+from rlm_desktop.sessions.recorder import Recorder
+from rlm_desktop.sessions.store import Store, StoreError
 from rlm_desktop.settings import Settings, resolve_endpoint
 from rlm_desktop.ui.answer_view import AnswerView
-from rlm_desktop.ui.bridge import RunBridge
+from rlm_desktop.ui.bridge import RunBridge, run_in_background
 from rlm_desktop.ui.corpus_panel import CorpusPanel
+from rlm_desktop.ui.history import HistoryPanel, when
 from rlm_desktop.ui.inspector import Inspector
 from rlm_desktop.ui.trace_model import (
     KIND_LABELS,
@@ -109,6 +116,13 @@ class MainWindow(QMainWindow):
         self._sandbox = "sandbox: not yet known"
         self.settings_dialog: Any = None   # the settings dialog while it is open
         self._demo_server: Any = None      # the scripted server while in demo mode
+        self._store: Store | None = None   # saved investigations, opened on first use
+        self._store_error: str | None = None
+        self._recorder: Recorder | None = None
+        self._investigation_id: str | None = None  # the investigation on screen
+        self._reopened: Investigation | None = None  # when it was reopened from history
+        self._replay_of: str | None = None
+        self._checks: list[FileCheck] = []
 
         self.bridge = RunBridge(self)
         self.bridge.events.connect(self._on_events)
@@ -147,6 +161,14 @@ class MainWindow(QMainWindow):
         demo_layout.addWidget(self.demo_banner, 1)
         demo_layout.addWidget(self.leave_demo_button)
         self.demo_row.hide()
+        self.record_banner = QLabel()
+        self.record_banner.setObjectName("recordBanner")
+        self.record_banner.setWordWrap(True)
+        self.record_banner.setTextFormat(Qt.TextFormat.RichText)
+        self.record_banner.setStyleSheet(
+            "#recordBanner { background: palette(alternate-base); border: 1px solid "
+            "palette(mid); border-radius: 4px; padding: 6px 10px; }")
+        self.record_banner.hide()
         question_row = QHBoxLayout()
         question_row.addWidget(QLabel("<b>Question</b>"), 0, Qt.AlignmentFlag.AlignTop)
         question_row.addWidget(self.question, 1)
@@ -235,9 +257,22 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(8, 8, 8, 4)
         layout.addWidget(self.demo_row)
+        layout.addWidget(self.record_banner)
         layout.addLayout(question_row)
         layout.addWidget(self.main_splitter, 1)
         self.setCentralWidget(central)
+
+        # -- history (a dock: beside everything, hidden until asked for) --
+        self.history = HistoryPanel()
+        self.history.openRequested.connect(self.open_investigation)
+        self.history.rerunRequested.connect(self.rerun_investigation)
+        self.history.exportRequested.connect(self.choose_export)
+        self.history.deleteRequested.connect(self.delete_investigation)
+        self.history_dock = QDockWidget("History", self)
+        self.history_dock.setObjectName("historyDock")
+        self.history_dock.setWidget(self.history)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.history_dock)
+        self.history_dock.hide()
 
         # -- status bar --
         self.model_label = QLabel()
@@ -259,6 +294,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self._update_actions()
         self.restore_layout()
+        QTimer.singleShot(0, self.refresh_history)   # also marks runs of a crash interrupted
 
     # -- menus and shortcuts -----------------------------------------------------------------
 
@@ -270,7 +306,7 @@ class MainWindow(QMainWindow):
         from rlm_desktop.engine.budget import Pricing
         from rlm_desktop.testing import demo
 
-        return RunConfig(base_url=self._demo_server.base_url, api_key="scripted-demo",
+        return RunConfig(base_url=self._demo_server.base_url, api_key="demo-needs-no-key",
                          model=demo.MODEL, sub_model=demo.MODEL, limits=config.limits,
                          pricing=Pricing(), sandbox=config.sandbox)
 
@@ -298,6 +334,14 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addActions([self.add_files_action, self.add_folder_action])
+        file_menu.addSeparator()
+        self.export_menu = file_menu.addMenu("&Export investigation")
+        self.export_actions: dict[str, QAction] = {}
+        for label, fmt in (("HTML report…", "html"), ("JSON…", "json"),
+                           ("CSV of citations…", "csv")):
+            action = self.export_menu.addAction(label)
+            action.triggered.connect(lambda _=False, f=fmt: self.choose_export(None, f))
+            self.export_actions[fmt] = action
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
 
@@ -328,6 +372,11 @@ class MainWindow(QMainWindow):
         self.filter_action.triggered.connect(self.focus_filter)
         view_menu.addAction(self.filter_action)
         view_menu.addMenu(self.kinds_menu)
+        view_menu.addSeparator()
+        self.history_action = self.history_dock.toggleViewAction()
+        self.history_action.setText("&History of investigations")
+        self.history_action.setShortcut(QKeySequence("Ctrl+H"))
+        view_menu.addAction(self.history_action)
 
         help_menu = menu.addMenu("&Help")
         self.demo_action = QAction("Try the &demo (scripted)", self)
@@ -349,6 +398,9 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(running)
         self.cancel_action.setEnabled(running)
         self.copy_answer_action.setEnabled(bool(self.answer.answer))
+        self.export_menu.setEnabled(self._investigation_id is not None and not running)
+        for widget in (self.history.open_button, self.history.rerun_button):
+            widget.setEnabled(not running and self.history.selected_id() is not None)
 
     @Slot()
     def _on_kinds_changed(self) -> None:
@@ -476,15 +528,30 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Add documents first (Ctrl+O, or drop them here).",
                                          5000)
             return False
-        self.model.clear()
-        self.inspector.show_node(None)
-        self.answer.clear()
-        self._tokens, self._cost = 0, 0.0
-        self._last_result = None
+        return self._start(documents, question, self.current_config())
+
+    def _start(self, documents: list[Any], question: str, config: RunConfig,
+               replay_of: str | None = None) -> bool:
+        """Start a run (recorded as an investigation when the store is available)."""
+        self._reset_view()
         self._sandbox = "sandbox: starting…"
         self._started = time.monotonic()
         self.trace_stack.setCurrentIndex(1)
-        self.bridge.start(documents, question, self.current_config())
+        subscribers = []
+        self._recorder = None
+        store = self.store()
+        if store is not None:
+            try:
+                recorder = Recorder(store)
+                self._investigation_id = recorder.begin(question, documents, config,
+                                                        replay_of=replay_of)
+                config = recorder.configure(config)
+            except (StoreError, sqlite3.Error, OSError) as exc:
+                self.statusBar().showMessage(f"This run is not being saved: {exc}", 10000)
+            else:
+                self._recorder = recorder
+                subscribers.append(recorder)
+        self.bridge.start(documents, question, config, subscribers)
         self._clock.start()
         self._update_status()
         self._update_actions()
@@ -512,9 +579,28 @@ class MainWindow(QMainWindow):
             if selected is not None and node.id == selected.id and event.type == "end":
                 self.inspector.show_node(node)
 
+    def _reset_view(self) -> None:
+        self.model.clear()
+        self.inspector.show_node(None)
+        self.answer.clear()
+        self._tokens, self._cost = 0, 0.0
+        self._last_result = None
+        self._investigation_id = None
+        self._reopened = None
+        self._checks = []
+        self.record_banner.hide()
+
     def _on_run_finished(self, result: RunResult) -> None:
         self._clock.stop()
         self._last_result = result
+        if self._recorder is not None:
+            recorder, self._recorder = self._recorder, None
+            try:
+                recorder.finish(result)
+            except (StoreError, sqlite3.Error, OSError) as exc:
+                self.statusBar().showMessage(f"The end of this run was not saved: {exc}",
+                                             10000)
+            QTimer.singleShot(0, self.refresh_history)
         self._tokens = result.usage.total_tokens
         self._cost = result.cost_usd
         level = result.sandbox.get("level") if result.sandbox else None
@@ -536,6 +622,7 @@ class MainWindow(QMainWindow):
 
     def _on_run_failed(self, details: str) -> None:
         self._clock.stop()
+        self._recorder = None
         self._update_actions()
         self.runFinished.emit(None)
         raise RuntimeError(f"the run failed with an internal error:\n{details}")
@@ -638,13 +725,245 @@ class MainWindow(QMainWindow):
         for document in self.corpus.documents():
             if document.name == name:
                 return document.path, document.kind
-        return None
+        entry = self._reopened.document(name) if self._reopened is not None else None
+        return (entry.path, entry.kind) if entry is not None else None
 
     def _kind_of(self, path: str, name: str) -> str:
         for document in self.corpus.documents():
             if document.path == path and (not name or document.name == name):
                 return document.kind
+        entry = self._reopened.document(name) if self._reopened is not None else None
+        if entry is not None:
+            return entry.kind
         return "pdf" if path.lower().endswith(".pdf") else "text"
+
+    # -- saved investigations -----------------------------------------------------------------
+
+    def store(self) -> Store | None:
+        """The investigations database, opened on first use (which also marks runs of a
+        crashed session as interrupted); None, said once, when it cannot be opened."""
+        if self._store is None and self._store_error is None:
+            try:
+                self._store = Store()
+            except (StoreError, sqlite3.Error, OSError) as exc:
+                self._store_error = str(exc)
+                self.statusBar().showMessage(
+                    f"Investigations cannot be saved: {exc}", 15000)
+        return self._store
+
+    @property
+    def investigation_id(self) -> str | None:
+        """The investigation on screen (being recorded, finished, or reopened)."""
+        return self._investigation_id
+
+    @Slot()
+    def refresh_history(self) -> None:
+        store = self.store()
+        if store is None:
+            return
+        try:
+            summaries = store.history()
+        except (StoreError, sqlite3.Error) as exc:
+            self.statusBar().showMessage(f"The history cannot be read: {exc}", 10000)
+            return
+        self.history.set_investigations(summaries, current=self._investigation_id)
+        self._update_actions()
+
+    def _load(self, investigation_id: str) -> Investigation | None:
+        store = self.store()
+        if store is None:
+            return None
+        try:
+            return store.load(investigation_id)
+        except (KeyError, StoreError, sqlite3.Error) as exc:
+            QMessageBox.warning(self, "Investigation", f"This investigation cannot be "
+                                f"opened: {exc}")
+            self.refresh_history()
+            return None
+
+    @Slot(str)
+    def open_investigation(self, investigation_id: str) -> bool:
+        """Show a saved investigation exactly as it was: its steps, inspector, answer and
+        citations; then check in the background whether its files changed since."""
+        if self.bridge.run is not None:
+            self.statusBar().showMessage("Wait for the run to finish (or cancel it) first.",
+                                         5000)
+            return False
+        investigation = self._load(investigation_id)
+        if investigation is None:
+            return False
+        self._reset_view()
+        self._investigation_id = investigation.id
+        self._reopened = investigation
+        self.trace_stack.setCurrentIndex(1)
+        self.question.setPlainText(investigation.question)
+        events: list[TraceEvent] = []
+        for recorded in investigation.nodes:
+            node = recorded
+            if node.ended is None and investigation.status != "running":
+                # Cut short by a crash or a kill: shown as such, not as still running.
+                node = dataclasses.replace(
+                    node, ended=investigation.ended or node.started,
+                    error=node.error or "interrupted: the app stopped before this step "
+                                        "ended")
+            events.append(TraceEvent("start", node))
+            if node.ended is not None:
+                events.append(TraceEvent("end", node))
+        self.model.add_events(events)
+        result = investigation.result()
+        self._last_result = result
+        self._tokens, self._cost = result.usage.total_tokens, result.cost_usd
+        level = investigation.sandbox.get("level") if investigation.sandbox else None
+        self._sandbox = f"sandbox: {level}" if level else "sandbox: not recorded"
+        note = None
+        if investigation.status != "completed":
+            note = STATUS_TEXT.get(investigation.status, investigation.status.capitalize())
+            if investigation.error:
+                note += f": {investigation.error}"
+        self.answer.show_answer(result.answer, result.citations, note)
+        self._select_final_step()
+        self._update_status(elapsed=investigation.elapsed_s)
+        self._show_record_banner(investigation, None)
+        self.history.select(investigation.id)
+        self._update_actions()
+
+        def checked(checks: list[FileCheck], shown: str = investigation.id) -> None:
+            if self._investigation_id == shown and self._reopened is not None:
+                self._checks = checks
+                self._show_record_banner(self._reopened, checks)
+
+        run_in_background(lambda: check_files(investigation), checked,
+                          lambda exc, details: None, name="rlm-check-files")
+        return True
+
+    def _show_record_banner(self, investigation: Investigation,
+                            checks: list[FileCheck] | None) -> None:
+        status = STATUS_TEXT.get(investigation.status, investigation.status.capitalize())
+        text = (f"<b>Saved investigation</b> of {when(investigation.created)} · {status}"
+                f" · model {investigation.model or 'unknown'}")
+        if investigation.replay_of:
+            text += " · replayed from the record"
+        if checks is None:
+            text += " · checking whether its files changed…"
+        else:
+            changed = [c for c in checks if c.state == "changed"]
+            missing = [c for c in checks if c.state == "missing"]
+            if not changed and not missing:
+                text += (f" · all {len(checks):,} files unchanged since (sha256)"
+                         if checks else "")
+            else:
+                parts = []
+                if changed:
+                    parts.append(f"{len(changed):,} changed since: " + ", ".join(
+                        Path(c.path).name for c in changed[:5]))
+                if missing:
+                    parts.append(f"{len(missing):,} missing: " + ", ".join(
+                        Path(c.path).name for c in missing[:5]))
+                text += (' · <span style="color:#c62828"><b>'
+                         + "; ".join(_html(p) for p in parts) + "</b></span>"
+                         " — citations may no longer match the files")
+        self.record_banner.setText(text)
+        self.record_banner.show()
+
+    @property
+    def file_checks(self) -> list[FileCheck]:
+        return list(self._checks)
+
+    @Slot(str, bool)
+    def rerun_investigation(self, investigation_id: str, replay: bool) -> bool:
+        """Run a saved investigation again: from its record (no model calls), or live with
+        the model of the settings. Its files are read again in the background first."""
+        from rlm_desktop.sessions.replay import plan_rerun
+
+        store = self.store()
+        if store is None or self.bridge.run is not None or self.corpus.is_ingesting():
+            return False
+        current = self.current_config()
+        options: dict[str, Any] = {} if replay else {
+            "base_url": current.base_url, "api_key": current.api_key,
+            "model": current.model, "sub_model": current.child_model}
+        self.statusBar().showMessage("Reading the investigation's files again…")
+        self.run_button.setEnabled(False)
+
+        def planned(plan: Any) -> None:
+            self._update_actions()
+            if self.bridge.run is not None:
+                return
+            if plan.skipped:
+                self.statusBar().showMessage(
+                    f"{len(plan.skipped)} file(s) could not be read again; running on the "
+                    "rest.", 10000)
+            self.question.setPlainText(plan.question)
+            if not self._start(plan.documents, plan.question, plan.config,
+                               replay_of=plan.replay_of):
+                return
+            self.statusBar().showMessage("Replaying from the record…" if replay
+                                         else "Running again…")
+
+        def failed(exc: BaseException, details: str) -> None:
+            self._update_actions()
+            QMessageBox.warning(self, "Rerun", f"This investigation cannot be run again: "
+                                f"{exc}")
+
+        run_in_background(lambda: plan_rerun(store, investigation_id, replay=replay,
+                                             **options),
+                          planned, failed, name="rlm-plan-rerun")
+        return True
+
+    def export_investigation(self, investigation_id: str, fmt: str, target: Path) -> bool:
+        """Write an investigation as an HTML report, JSON or CSV of citations."""
+        from rlm_desktop.sessions.export import export, write_report
+
+        investigation = self._load(investigation_id)
+        if investigation is None:
+            return False
+        try:
+            write_report(target, export(investigation, fmt))
+        except OSError as exc:
+            QMessageBox.warning(self, "Export", f"Cannot write {target}: "
+                                f"{exc.strerror or exc}")
+            return False
+        self.statusBar().showMessage(f"Exported to {target}", 8000)
+        return True
+
+    def choose_export(self, investigation_id: str | None, fmt: str) -> bool:
+        """Ask where to save an export (the investigation on screen when no id is given)."""
+        chosen = investigation_id or self._investigation_id
+        if chosen is None:
+            return False
+        filters = {"html": "HTML report (*.html)", "json": "JSON (*.json)",
+                   "csv": "CSV (*.csv)"}
+        suggested = Path.home() / f"investigation-{chosen[:8]}.{fmt}"
+        filename, _ = QFileDialog.getSaveFileName(self, "Export investigation",
+                                                  str(suggested), filters[fmt])
+        if not filename:
+            return False
+        return self.export_investigation(chosen, fmt, Path(filename))
+
+    @Slot(str)
+    def delete_investigation(self, investigation_id: str, confirm: bool = True) -> bool:
+        store = self.store()
+        if store is None:
+            return False
+        if self.bridge.run is not None and investigation_id == self._investigation_id:
+            self.statusBar().showMessage("This investigation is still running.", 5000)
+            return False
+        if confirm:
+            answer = QMessageBox.question(
+                self, "Delete investigation",
+                "Delete this investigation and its record of every step? This cannot be "
+                "undone (the documents themselves are not touched).")
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        try:
+            deleted = store.delete(investigation_id)
+        except (StoreError, sqlite3.Error) as exc:
+            QMessageBox.warning(self, "Delete", f"Could not delete it: {exc}")
+            return False
+        if deleted and investigation_id == self._investigation_id:
+            self._reset_view()
+        self.refresh_history()
+        return deleted
 
     # -- layout memory and shutdown -----------------------------------------------------------
 
@@ -676,6 +995,9 @@ class MainWindow(QMainWindow):
         if self._demo_server is not None:
             self._demo_server.stop()
             self._demo_server = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
         super().closeEvent(event)
 
 
@@ -685,3 +1007,7 @@ def about_text() -> str:
             f"<p>Qt {qVersion()} · PySide {PySide6.__version__} · "
             f"Python {platform.python_version()}<br>"
             f"{QCoreApplication.applicationName() or APPLICATION} on {platform.system()}</p>")
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -46,7 +46,7 @@ class TraceView(QTreeView):
         header = self.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(SUMMARY, QHeaderView.ResizeMode.Stretch)
-        header.resizeSection(STEP, 150)
+        header.resizeSection(STEP, 180)   # room for labels three levels deep
         for column in (DURATION, TOKENS, COST):
             header.resizeSection(column, 80)
         self._opened: set[int] = set()       # steps this view opened (node ids)

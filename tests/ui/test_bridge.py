@@ -245,3 +245,21 @@ def test_slices_shrink_for_a_slow_consumer(
     qtbot.waitUntil(lambda: sum(sizes) == total, timeout=20_000)
     assert sizes[0] == FIRST_SLICE
     assert all(MIN_SLICE <= size <= 64 for size in sizes[3:-1]), sizes
+
+
+def test_slices_grow_when_the_cost_is_per_slice(
+        qtbot: Any, listening: tuple[RunBridge, Trace]) -> None:
+    # A view that lays out all its rows after every slice costs the same whatever the
+    # slice's size: smaller slices would only multiply that cost.
+    bridge, trace = listening
+    sizes: list[int] = []
+
+    def fixed(events: list[TraceEvent]) -> None:
+        sizes.append(len(events))
+        time.sleep(0.03)
+
+    bridge.events.connect(fixed)
+    burst(trace, cells=8, calls=100)
+    total = len(trace.nodes) * 2
+    qtbot.waitUntil(lambda: sum(sizes) == total, timeout=20_000)
+    assert len(sizes) <= 6, sizes

@@ -1,0 +1,159 @@
+"""Saved investigations in the window: every run is recorded, listed in the history, and
+reopens exactly as it was; a rerun from the record costs no model call; exports and delete
+work from the app; changed files are pointed out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rlm_desktop.engine.run import RunResult
+from rlm_desktop.testing import demo
+from rlm_desktop.ui.history import ID_ROLE
+from rlm_desktop.ui.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    made = MainWindow()
+    qtbot.addWidget(made)
+    made.show()
+    qtbot.waitExposed(made)
+    yield made
+    made.bridge.shutdown()
+    made.leave_demo()
+
+
+def run_demo(qtbot: Any, window: MainWindow) -> RunResult:
+    with qtbot.waitSignal(window.ingestionFinished, timeout=120_000):
+        assert window.start_demo()
+    with qtbot.waitSignal(window.runFinished, timeout=120_000) as finished:
+        assert window.start_run()
+    result: RunResult = finished.args[0]
+    assert result.status == "completed", result.error
+    return result
+
+
+def history_ids(window: MainWindow) -> list[str]:
+    listing = window.history.list
+    return [listing.topLevelItem(i).data(0, ID_ROLE) for i in range(listing.topLevelItemCount())]
+
+
+def test_a_run_is_saved_and_reopens_exactly_as_it_was(qtbot: Any, window: MainWindow) -> None:
+    result = run_demo(qtbot, window)
+    saved = window.investigation_id
+    assert saved is not None
+    qtbot.waitUntil(lambda: history_ids(window) == [saved])
+    row = window.history.list.topLevelItem(0)
+    assert row.text(1) == demo.QUESTION and row.text(3) == "completed"
+    assert row.text(2).startswith("3 files")
+    steps = [(n.id, n.kind, n.input, n.output, n.error) for n in window.model_nodes()]
+
+    again = MainWindow()
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitUntil(lambda: history_ids(again) == [saved])
+    assert again.open_investigation(saved)
+    assert again.trace_stack.currentWidget() is not again.welcome
+    assert [(n.id, n.kind, n.input, n.output, n.error) for n in again.model_nodes()] == steps
+    assert again.answer.answer == result.answer
+    assert again.answer.citations.count() == len(result.citations)
+    assert again.question.toPlainText() == demo.QUESTION
+    assert again.inspector.node is not None and again.inspector.node.kind == "final"
+    assert again.record_banner.isVisible()
+    qtbot.waitUntil(lambda: len(again.file_checks) == 3)
+    assert "all 3 files unchanged since" in again.record_banner.text()
+    # Its grep hits still open the files (the corpus panel of this window is empty).
+    grep = next(n for n in again.model_nodes() if n.kind == "grep")
+    assert again.select_node(grep.id)
+    item = again.inspector.places.topLevelItem(0)
+    assert not item.isDisabled()
+    again.inspector.places.itemActivated.emit(item, 0)
+    assert again.viewer_dock is not None and again.viewer_dock.isVisible()
+    again.close()
+
+
+def test_rerun_from_the_record_makes_no_model_call(qtbot: Any, window: MainWindow) -> None:
+    result = run_demo(qtbot, window)
+    original = window.investigation_id
+    server = window._demo_server
+    calls = len(server.requests)
+    window.leave_demo()              # the server is gone: only the record can answer
+    with qtbot.waitSignal(window.runFinished, timeout=120_000) as finished:
+        assert window.rerun_investigation(original, True)
+    replayed: RunResult = finished.args[0]
+    assert replayed.status == "completed", replayed.error
+    assert replayed.answer == result.answer
+    assert replayed.citations == result.citations
+    assert len(server.requests) == calls
+    qtbot.waitUntil(lambda: len(history_ids(window)) == 2)
+    assert window.history.list.topLevelItem(0).text(3) == "completed (replay)"
+    assert window.investigation_id != original
+
+
+def test_exports_and_delete_from_the_app(qtbot: Any, window: MainWindow,
+                                         tmp_path: Path) -> None:
+    result = run_demo(qtbot, window)
+    saved = window.investigation_id
+    assert window.export_menu.isEnabled()
+    html_file, json_file, csv_file = (tmp_path / f"report.{f}" for f in ("html", "json",
+                                                                          "csv"))
+    assert window.export_investigation(saved, "html", html_file)
+    assert window.export_investigation(saved, "json", json_file)
+    assert window.export_investigation(saved, "csv", csv_file)
+    html = html_file.read_text(encoding="utf-8")
+    HTMLParser().feed(html)
+    for node in window.model_nodes():
+        assert f'id="node-{node.id}"' in html
+    assert json.loads(json_file.read_text(encoding="utf-8"))["answer"] == result.answer
+    rows = list(csv.reader(io.StringIO(csv_file.read_text(encoding="utf-8"))))
+    assert len(rows) == 1 + len(result.citations)
+    assert oct(html_file.stat().st_mode & 0o777) == "0o600"
+
+    assert window.delete_investigation(saved, confirm=False)
+    qtbot.waitUntil(lambda: history_ids(window) == [])
+    assert window.investigation_id is None
+    assert not window.export_menu.isEnabled()
+    assert window.history.empty.isVisibleTo(window.history)
+
+
+def test_changed_and_missing_files_are_pointed_out(qtbot: Any, window: MainWindow,
+                                                   tmp_path: Path) -> None:
+    copies = []
+    for path in demo.bundled_corpus():
+        copies.append(Path(shutil.copy(path, tmp_path / path.name)))
+    with qtbot.waitSignal(window.ingestionFinished, timeout=120_000):
+        assert window.start_demo()
+    # A fresh window on the copies, answered by the demo server.
+    other = MainWindow()
+    qtbot.addWidget(other)
+    other._demo_server = window._demo_server
+    other.question.setPlainText(demo.QUESTION)
+    with qtbot.waitSignal(other.ingestionFinished, timeout=120_000):
+        assert other.add_paths([str(p) for p in copies])
+    with qtbot.waitSignal(other.runFinished, timeout=120_000):
+        assert other.start_run()
+    saved = other.investigation_id
+    other._demo_server = None
+    other.close()
+
+    with copies[0].open("a", encoding="utf-8") as log:
+        log.write("2026-03-09T00:00:00Z INFO procurement po=PO-9999 event=created\n")
+    copies[2].unlink()
+    assert window.open_investigation(saved)
+    qtbot.waitUntil(lambda: len(window.file_checks) == 3)
+    states = {Path(c.path).name: c.state for c in window.file_checks}
+    assert states == {"approvals.log": "changed", "procurement-policy.pdf": "ok",
+                      "procurement.mbox": "missing"}
+    banner = window.record_banner.text()
+    assert "1 changed since: approvals.log" in banner
+    assert "1 missing: procurement.mbox" in banner
