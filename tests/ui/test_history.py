@@ -7,7 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -157,3 +163,52 @@ def test_changed_and_missing_files_are_pointed_out(qtbot: Any, window: MainWindo
     banner = window.record_banner.text()
     assert "1 changed since: approvals.log" in banner
     assert "1 missing: procurement.mbox" in banner
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX")
+def test_app_killed_mid_run_leaves_an_interrupted_investigation(
+        qtbot: Any, app_home: Path, tmp_path: Path) -> None:
+    """The window itself, killed with SIGKILL while the demo runs: on the next launch the
+    history lists the run as interrupted, and it reopens with every step up to the kill."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "RLM_DESKTOP_HOME": str(app_home)}
+    app = subprocess.Popen([sys.executable, "-m", "rlm_desktop", "--demo", "--run"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    database = app_home / "data" / "investigations.sqlite3"
+    try:
+        # Wait until the recording has reached the child calls (turn 4 of 5), then kill.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if database.exists() and _recorded(database, "llm_query"):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the app never recorded a child call")
+        app.send_signal(signal.SIGKILL)
+        app.wait(30)
+    finally:
+        if app.poll() is None:
+            app.kill()
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.history.list.topLevelItemCount() == 1)
+    row = window.history.list.topLevelItem(0)
+    assert row.text(3) == "interrupted"
+    assert window.open_investigation(row.data(0, ID_ROLE))
+    kinds = [n.kind for n in window.model_nodes()]
+    assert kinds.count("root_call") >= 4 and "llm_query" in kinds and "final" not in kinds
+    assert "Interrupted" in window.record_banner.text() or "interrupted" in (
+        window.record_banner.text())
+    # Steps cut short are shown as interrupted, not as still running.
+    assert all(n.finished for n in window.model_nodes())
+    window.close()
+
+
+def _recorded(database: Path, kind: str) -> bool:
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as conn:
+            return bool(conn.execute("SELECT 1 FROM nodes WHERE kind = ? LIMIT 1",
+                                     (kind,)).fetchone())
+    except sqlite3.Error:
+        return False
