@@ -100,8 +100,18 @@ def main() -> int:
     mail = next(c for c in window.last_result.citations if "Dana is on leave" in c["text"])
     window.open_citation(mail)
     save(window, out, "citation-mail.png")
+    saved = window.investigation_id
     window.close()
     window.leave_demo()
+
+    # A later session: the history, and the investigation reopened with its files checked.
+    window = fresh_window()
+    window.history_dock.show()
+    wait_until(lambda: window.history.list.topLevelItemCount() > 0)
+    window.open_investigation(saved)
+    wait_until(lambda: bool(window.file_checks))
+    save(window, out, "history-reopened.png")
+    window.close()
     return 0
 
 

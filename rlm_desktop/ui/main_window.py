@@ -168,6 +168,7 @@ class MainWindow(QMainWindow):
         self.record_banner.setStyleSheet(
             "#recordBanner { background: palette(alternate-base); border: 1px solid "
             "palette(mid); border-radius: 4px; padding: 6px 10px; }")
+        self.record_banner.linkActivated.connect(self._on_banner_link)
         self.record_banner.hide()
         question_row = QHBoxLayout()
         question_row.addWidget(QLabel("<b>Question</b>"), 0, Qt.AlignmentFlag.AlignTop)
@@ -273,6 +274,7 @@ class MainWindow(QMainWindow):
         self.history_dock.setWidget(self.history)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.history_dock)
         self.history_dock.hide()
+        self.history_dock.visibilityChanged.connect(self._on_history_shown)
 
         # -- status bar --
         self.model_label = QLabel()
@@ -508,6 +510,8 @@ class MainWindow(QMainWindow):
     def _on_ingested(self, result: Any) -> None:
         self._update_actions()
         self.welcome.set_documents(len(self.corpus.documents()))
+        if self._reopened is not None and self.record_banner.isVisible():
+            self._show_record_banner(self._reopened, self._checks or None)
         if result.cancelled:
             self.statusBar().showMessage("Reading the documents was cancelled.", 5000)
         self.ingestionFinished.emit(result)
@@ -751,6 +755,13 @@ class MainWindow(QMainWindow):
                     f"Investigations cannot be saved: {exc}", 15000)
         return self._store
 
+    def _on_history_shown(self, visible: bool) -> None:
+        if visible:
+            self.refresh_history()
+            if self.history_dock.height() > self.height() // 4:
+                self.resizeDocks([self.history_dock], [max(150, self.height() // 5)],
+                                 Qt.Orientation.Vertical)
+
     @property
     def investigation_id(self) -> str | None:
         """The investigation on screen (being recorded, finished, or reopened)."""
@@ -862,8 +873,19 @@ class MainWindow(QMainWindow):
                 text += (' · <span style="color:#c62828"><b>'
                          + "; ".join(_html(p) for p in parts) + "</b></span>"
                          " — citations may no longer match the files")
+        if not self.corpus.documents():
+            text += ' · <a href="load-documents">Load its documents</a> to ask more'
         self.record_banner.setText(text)
         self.record_banner.show()
+
+    def _on_banner_link(self, link: str) -> None:
+        if link == "load-documents" and self._reopened is not None:
+            from rlm_desktop.sessions.investigation import source_files
+
+            files = [path for path in source_files(self._reopened.corpus)
+                     if Path(path).exists()]
+            if files:
+                self.add_paths(files)
 
     @property
     def file_checks(self) -> list[FileCheck]:

@@ -85,6 +85,12 @@ def test_a_run_is_saved_and_reopens_exactly_as_it_was(qtbot: Any, window: MainWi
     assert not item.isDisabled()
     again.inspector.places.itemActivated.emit(item, 0)
     assert again.viewer_dock is not None and again.viewer_dock.isVisible()
+    # "Load its documents" puts the files back in the corpus, to ask more.
+    assert "Load its documents" in again.record_banner.text()
+    with qtbot.waitSignal(again.ingestionFinished, timeout=120_000):
+        again.record_banner.linkActivated.emit("load-documents")
+    assert len(again.corpus.documents()) == 9
+    assert "Load its documents" not in again.record_banner.text()
     again.close()
 
 
