@@ -7,11 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from rlm_desktop.corpus.ingest import ingest
 from rlm_desktop.engine.run import RunResult
@@ -24,40 +21,10 @@ from rlm_desktop.ui.trace_model import NodeRole
 RESOURCES = Path(demo.__file__).resolve().parents[1] / "resources" / "demo"
 
 
-@pytest.fixture
-def window(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:
-    monkeypatch.setenv("OPENAI_API_KEY", "k")
-    made = MainWindow()
-    qtbot.addWidget(made)
-    made.show()
-    qtbot.waitExposed(made)
-    yield made
-    made.bridge.shutdown()
-    made.leave_demo()
 
 
-def _nodes(window: MainWindow) -> list[TraceNode]:
-    found = []
-    model = window.model
-
-    def walk(parent: Any) -> None:
-        for row in range(model.rowCount(parent)):
-            index = model.index(row, 0, parent)
-            found.append(model.data(index, NodeRole))
-            walk(index)
-
-    walk(model.index(-1, -1))
-    return found
 
 
-def run_demo(qtbot: Any, window: MainWindow) -> RunResult:
-    with qtbot.waitSignal(window.ingestionFinished, timeout=120_000):
-        assert window.start_demo()
-    with qtbot.waitSignal(window.runFinished, timeout=120_000) as finished:
-        assert window.start_run()
-    result: RunResult = finished.args[0]
-    assert result.status == "completed", result.error
-    return result
 
 
 def test_bundled_demo_corpus_is_what_the_generator_writes(tmp_path: Path) -> None:
@@ -92,8 +59,8 @@ def test_first_launch_shows_the_welcome_page_until_a_run(qtbot: Any,
 
 
 def test_demo_says_it_is_scripted_and_answers_with_citations(
-        qtbot: Any, window: MainWindow) -> None:
-    result = run_demo(qtbot, window)
+        qtbot: Any, window: MainWindow, demo_result: RunResult) -> None:
+    result = demo_result
     # Plainly not a language model, everywhere the model is named.
     assert window.demo_row.isVisible()
     assert "scripted stand-in server" in window.demo_banner.text()
@@ -105,7 +72,7 @@ def test_demo_says_it_is_scripted_and_answers_with_citations(
     assert result.answer.startswith("3 purchase orders above EUR 10,000")
     cited = {(c["document"], c["page"]) for c in result.citations}
     assert ("procurement-policy.pdf", 2) in cited
-    kinds = {node.kind for node in _nodes(window)}
+    kinds = {node.kind for node in window.model_nodes()}
     assert {"root_call", "code", "peek", "grep", "partition", "llm_query", "final"} <= kinds
     # Leaving the demo goes back to the configured model and stops the server.
     server = window._demo_server
@@ -125,9 +92,8 @@ def test_an_other_question_in_the_demo_is_answered_honestly(qtbot: Any,
     assert finished.args[0].answer == demo.OTHER_QUESTION_ANSWER
 
 
-def test_kind_filter_hides_other_steps_but_keeps_the_run(qtbot: Any,
-                                                          window: MainWindow) -> None:
-    run_demo(qtbot, window)
+def test_kind_filter_hides_other_steps_but_keeps_the_run(
+        qtbot: Any, window: MainWindow, demo_result: RunResult) -> None:
     for kind, action in window.kind_actions.items():
         action.setChecked(kind == "llm_query")
     assert window.kinds_button.text() == "1 of 8 kinds"
@@ -150,9 +116,8 @@ def test_kind_filter_hides_other_steps_but_keeps_the_run(qtbot: Any,
 
 
 def test_code_is_highlighted_and_grep_hits_open_the_document_at_the_line(
-        qtbot: Any, window: MainWindow) -> None:
-    run_demo(qtbot, window)
-    nodes = _nodes(window)
+        qtbot: Any, window: MainWindow, demo_result: RunResult) -> None:
+    nodes = window.model_nodes()
     code = next(n for n in nodes if n.kind == "code")
     assert window.select_node(code.id)
     inspector = window.inspector
@@ -184,9 +149,9 @@ def test_code_is_highlighted_and_grep_hits_open_the_document_at_the_line(
 
 
 def test_partition_sources_and_answer_citations_open_mail_and_pdf(
-        qtbot: Any, window: MainWindow) -> None:
-    result = run_demo(qtbot, window)
-    nodes = _nodes(window)
+        qtbot: Any, window: MainWindow, demo_result: RunResult) -> None:
+    result = demo_result
+    nodes = window.model_nodes()
     partition = next(n for n in nodes if n.kind == "partition")
     found = locations(partition)
     assert [p.chunk for p in found] == [0, 0, 0, 1, 1, 1, 2]

@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -27,35 +26,14 @@ from rlm_desktop.ui.history import ID_ROLE
 from rlm_desktop.ui.main_window import MainWindow
 
 
-@pytest.fixture
-def window(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:
-    monkeypatch.setenv("OPENAI_API_KEY", "k")
-    made = MainWindow()
-    qtbot.addWidget(made)
-    made.show()
-    qtbot.waitExposed(made)
-    yield made
-    made.bridge.shutdown()
-    made.leave_demo()
-
-
-def run_demo(qtbot: Any, window: MainWindow) -> RunResult:
-    with qtbot.waitSignal(window.ingestionFinished, timeout=120_000):
-        assert window.start_demo()
-    with qtbot.waitSignal(window.runFinished, timeout=120_000) as finished:
-        assert window.start_run()
-    result: RunResult = finished.args[0]
-    assert result.status == "completed", result.error
-    return result
-
-
 def history_ids(window: MainWindow) -> list[str]:
     listing = window.history.list
     return [listing.topLevelItem(i).data(0, ID_ROLE) for i in range(listing.topLevelItemCount())]
 
 
-def test_a_run_is_saved_and_reopens_exactly_as_it_was(qtbot: Any, window: MainWindow) -> None:
-    result = run_demo(qtbot, window)
+def test_a_run_is_saved_and_reopens_exactly_as_it_was(qtbot: Any, window: MainWindow,
+                                                      demo_result: RunResult) -> None:
+    result = demo_result
     saved = window.investigation_id
     assert saved is not None
     qtbot.waitUntil(lambda: history_ids(window) == [saved])
@@ -94,8 +72,9 @@ def test_a_run_is_saved_and_reopens_exactly_as_it_was(qtbot: Any, window: MainWi
     again.close()
 
 
-def test_rerun_from_the_record_makes_no_model_call(qtbot: Any, window: MainWindow) -> None:
-    result = run_demo(qtbot, window)
+def test_rerun_from_the_record_makes_no_model_call(qtbot: Any, window: MainWindow,
+                                                   demo_result: RunResult) -> None:
+    result = demo_result
     original = window.investigation_id
     server = window._demo_server
     calls = len(server.requests)
@@ -113,8 +92,8 @@ def test_rerun_from_the_record_makes_no_model_call(qtbot: Any, window: MainWindo
 
 
 def test_exports_and_delete_from_the_app(qtbot: Any, window: MainWindow,
-                                         tmp_path: Path) -> None:
-    result = run_demo(qtbot, window)
+                                         demo_result: RunResult, tmp_path: Path) -> None:
+    result = demo_result
     saved = window.investigation_id
     assert window.export_menu.isEnabled()
     html_file, json_file, csv_file = (tmp_path / f"report.{f}" for f in ("html", "json",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,6 @@ from rlm_desktop.ui.trace_model import NodeRole
 LOGS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "logs"
 
 
-@pytest.fixture
-def window(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:
-    monkeypatch.setenv("OPENAI_API_KEY", "k")
-    made = MainWindow()
-    qtbot.addWidget(made)
-    made.show()
-    qtbot.waitExposed(made)
-    yield made
-    made.bridge.shutdown()
 
 
 def drop(window: MainWindow, paths: list[Path]) -> QDropEvent:
@@ -119,7 +109,7 @@ def test_run_fills_tree_shows_answer_citations_and_inspector(
     assert window.run_button.isEnabled() and not window.cancel_button.isEnabled()
 
     # Selecting a child call shows its full prompt and reply.
-    child = next(n for n in _nodes(window) if n.kind == "llm_query")
+    child = next(n for n in window.model_nodes() if n.kind == "llm_query")
     assert window.select_node(child.id)
     inspector = window.inspector
     assert "Child call" in inspector.title.text()
@@ -142,15 +132,6 @@ def test_run_fills_tree_shows_answer_citations_and_inspector(
     assert first.data(CITATION_ROLE)["line"] >= 1
 
 
-def _nodes(window: MainWindow) -> list[Any]:
-    model = window.model
-    found = []
-    stack = [model.index(r, 0) for r in range(model.rowCount())]
-    while stack:
-        index = stack.pop()
-        found.append(model.data(index, NodeRole))
-        stack.extend(model.index(r, 0, index) for r in range(model.rowCount(index)))
-    return found
 
 
 def test_answer_never_loads_remote_resources(window: MainWindow) -> None:
@@ -167,7 +148,7 @@ def test_escape_cancels_a_run(qtbot: Any, window: MainWindow, tmp_path: Path,
     ingest_by_drop(qtbot, window, [write_tickets(tmp_path / "tickets.csv").path])
     with ScriptedServer(TICKETS_SCRIPT, [billing_rule()], child_latency=30.0) as server:
         start(qtbot, window, server, TICKETS_QUESTION, monkeypatch)
-        qtbot.waitUntil(lambda: any(n.kind == "llm_query" for n in _nodes(window)),
+        qtbot.waitUntil(lambda: any(n.kind == "llm_query" for n in window.model_nodes()),
                         timeout=60_000)
         window.activateWindow()
         qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5_000)
