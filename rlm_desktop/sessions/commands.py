@@ -20,13 +20,19 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
+def _usage(error: Exception) -> int:
+    """Say why (a KeyError's message is its argument, not its repr) and exit 2."""
+    reason = error.args[0] if isinstance(error, KeyError) and error.args else error
+    print(f"rlm-desktop: {reason}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def run_history(args: argparse.Namespace) -> int:
     try:
         with Store() as store:
             items = store.history()
     except StoreError as exc:
-        print(f"rlm-desktop: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(exc)
     if args.json:
         json.dump({"investigations": [item.to_json() for item in items]}, sys.stdout,
                   ensure_ascii=True, indent=2)
@@ -60,12 +66,8 @@ def run_export(args: argparse.Namespace) -> int:
     try:
         with Store() as store:
             investigation = store.load(store.resolve(args.investigation))
-    except StoreError as exc:
-        print(f"rlm-desktop: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyError as exc:
-        print(f"rlm-desktop: {exc.args[0]}", file=sys.stderr)
-        return EXIT_USAGE
+    except (StoreError, KeyError) as exc:
+        return _usage(exc)
     text = export(investigation, args.format)
     if not args.output or args.output == "-":
         sys.stdout.write(text)
@@ -90,12 +92,8 @@ def run_replay(args: argparse.Namespace) -> int:
             original = store.load(original_id)
             new_id, result, nodes = rerun(store, original_id, replay=True,
                                           save=not args.no_save)
-    except StoreError as exc:
-        print(f"rlm-desktop: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyError as exc:
-        print(f"rlm-desktop: {exc.args[0]}", file=sys.stderr)
-        return EXIT_USAGE
+    except (StoreError, KeyError) as exc:
+        return _usage(exc)
     same = (result.answer == original.answer and result.citations == original.citations
             and same_steps(nodes, original.nodes))
     data = {"investigation": new_id, "replay_of": original_id,
