@@ -820,7 +820,7 @@ class MainWindow(QMainWindow):
             events.append(TraceEvent("start", node))
             if node.ended is not None:
                 events.append(TraceEvent("end", node))
-        self.model.add_events(events)
+        self.tree.add_events(events)   # opens the path to the last step, like a live run
         result = investigation.result()
         self._last_result = result
         self._tokens, self._cost = result.usage.total_tokens, result.cost_usd

@@ -34,6 +34,7 @@ from rlm_desktop.ui.icons import kind_icon, running_icon
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 NodeRole = int(Qt.ItemDataRole.UserRole) + 1  # data(index, NodeRole) -> TraceNode
+CODE_MARKER = "⌗ "   # how engine.summary starts a running code cell's line
 
 COLUMNS = ("Step", "Summary", "Duration", "Tokens", "Cost")
 STEP, SUMMARY, DURATION, TOKENS, COST = range(len(COLUMNS))
@@ -103,7 +104,8 @@ def _summary(item: _Item) -> str:
         text = summarize(node)
     else:
         # A running node: only what its start said (the engine may be filling it).
-        text = started_summary(node)
+        # The terminal's cell marker is the kind icon here (and not in every font).
+        text = started_summary(node).removeprefix(CODE_MARKER)
         if item.stream:
             streamed = one_line("".join(item.stream)[-STREAM_TAIL_CHARS * 2:],
                                 STREAM_TAIL_CHARS * 2)

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-try:  # QtPdf ships in its own wheel (PySide6-Pdf); without it PDFs fall back to text.
+try:  # QtPdf (PySide6-Addons; its own wheel from 6.12): without it PDFs fall back to text.
     from PySide6.QtPdf import QPdfDocument, QPdfSearchModel
     from PySide6.QtPdfWidgets import QPdfView
 except ImportError:  # pragma: no cover - depends on the installed wheels
