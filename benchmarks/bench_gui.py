@@ -420,7 +420,8 @@ def main() -> None:
     rows.append(Row("`rlm_desktop --screenshot F --exit-when-done`, wall to exit (best of "
                     f"{scale.launches})", f"{cli_s:.2f} s",
                     f"empty QMainWindow {empty_s:.2f} s", f"{cli_s / empty_s:.2f}x",
-                    f"≤ {LAUNCH_TARGET_S} s", "yes" if cli_s <= LAUNCH_TARGET_S else "no"))
+                    "— (not the launch target: adds a 300 ms wait, the grab, the exit)",
+                    "—"))
 
     def span(mode: str, key: str, fmt: str) -> str:
         values = [r[key] for r in results[mode]]
