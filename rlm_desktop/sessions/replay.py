@@ -123,9 +123,12 @@ def plan_rerun(store: Store, investigation_id: str, *, replay: bool = True,
         skipped = [f"{f.path}: {f.error}" for f in read.failed]
     config = config_of(investigation, replay=ReplayCache(
         store.responses(investigation.id), source=investigation.id) if replay else None)
+    # A live rerun goes where it is told (None: the client's default, OpenAI), never to the
+    # recorded endpoint with today's key; a replay calls nothing, so it keeps the record's.
     config = dataclasses.replace(
         config, api_key=api_key,
-        base_url=base_url or config.base_url, model=model or config.model,
+        base_url=(base_url or config.base_url) if replay else base_url,
+        model=model or config.model,
         sub_model=sub_model or (model if model else config.sub_model))
     return RerunPlan(investigation.question, list(documents), config, investigation.id,
                      skipped)

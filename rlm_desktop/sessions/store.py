@@ -340,9 +340,15 @@ class Store:
         rows = self._query(
             "SELECT id, question, created, ended, status, corpus, documents, files, model, "
             "cost_usd, replay_of FROM investigations ORDER BY created DESC, id DESC")
+        spent = {r[0]: r[1] for r in self._query(
+            "SELECT n.investigation, SUM(COALESCE(json_extract(n.data, '$.cost_usd'), 0)) "
+            "FROM nodes n JOIN investigations i ON i.id = n.investigation "
+            "WHERE i.status IN ('running', 'interrupted') "
+            "AND n.kind IN ('root_call', 'llm_query') GROUP BY n.investigation")}
         return [InvestigationSummary(
             id=r[0], question=r[1], created=r[2], ended=r[3], status=r[4], corpus=r[5],
-            documents=r[6], files=r[7], model=r[8], cost_usd=r[9] or 0.0, replay_of=r[10])
+            documents=r[6], files=r[7], model=r[8],
+            cost_usd=r[9] or float(spent.get(r[0]) or 0.0), replay_of=r[10])
             for r in rows]
 
     def resolve(self, reference: str) -> str:
@@ -394,7 +400,8 @@ class Store:
             iterations=int(result.get("iterations") or 0),
             subcalls=int(result.get("subcalls") or 0),
             usage=usage_from_json(result.get("usage")) or _usage_of_nodes(nodes),
-            cost_usd=float(result.get("cost_usd") or 0.0),
+            cost_usd=(float(result.get("cost_usd") or 0.0) if result
+                      else _cost_of_nodes(nodes)),
             elapsed_s=float(result.get("elapsed_s") or 0.0), error=result.get("error"),
             sandbox=dict(result.get("sandbox") or {}),
             unpriced_models=list(result.get("unpriced_models") or ()), replay_of=head[7],
@@ -413,6 +420,16 @@ class Store:
 
 def _node(data: str) -> TraceNode:
     return node_from_json(json.loads(data))
+
+
+def _cost_of_nodes(rows: list[tuple[Any, ...]]) -> float:
+    """Cost of a run that never finished: the sum over its priced model calls."""
+    total = 0.0
+    for (data,) in rows:
+        node = json.loads(data)
+        if node.get("kind") in ("root_call", "llm_query"):
+            total += float(node.get("cost_usd") or 0.0)
+    return total
 
 
 def _usage_of_nodes(rows: list[tuple[Any, ...]]) -> Usage:
@@ -474,6 +491,8 @@ def _windows_alive(pid: int) -> bool:
     import ctypes
 
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    kernel32.OpenProcess.restype = ctypes.c_void_p    # a HANDLE, not an int
+    kernel32.OpenProcess.argtypes = (ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32)
     handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
     if not handle:
         return False

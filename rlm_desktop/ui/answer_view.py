@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from rlm_desktop.corpus.document import one_line
+from rlm_desktop.ui.richtext import tooltip
 
 CITATION_ROLE = 0x0100 + 7  # Qt.UserRole + 7: the citation dict of a list item
 
@@ -124,7 +125,7 @@ class AnswerView(QWidget):
         self.citations.clear()
         for number, citation in enumerate(citations, 1):
             item = QListWidgetItem(citation_label(number, citation))
-            item.setToolTip(f"{citation.get('path', '')}\n\n{citation.get('text', '')}")
+            item.setToolTip(tooltip(f"{citation.get('path', '')}\n\n{citation.get('text', '')}"))
             item.setData(CITATION_ROLE, citation)
             self.citations.addItem(item)
         self.citations_title.setText(f"<b>Citations</b> ({len(citations):,})")

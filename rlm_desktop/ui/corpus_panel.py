@@ -29,6 +29,7 @@ from rlm_desktop.corpus.document import Document
 from rlm_desktop.corpus.ingest import IngestResult, Progress, SourceFile, ingest
 from rlm_desktop.ui.bridge import run_in_background
 from rlm_desktop.ui.icons import document_icon
+from rlm_desktop.ui.richtext import tooltip
 
 COLUMNS = ("Kind", "Name", "Content", "Size", "Status")
 KIND, NAME, CONTENT, SIZE, STATUS = range(len(COLUMNS))
@@ -252,8 +253,8 @@ class CorpusPanel(QWidget):
             item = QTreeWidgetItem([file.kind, file.name, content_of(file),
                                     human_size(file.size), status])
             item.setIcon(KIND, document_icon(file.kind, error=failed))
-            item.setToolTip(NAME, file.path)
-            item.setToolTip(STATUS, file.error or "\n".join(file.warnings) or "read")
+            item.setToolTip(NAME, tooltip(file.path))
+            item.setToolTip(STATUS, tooltip(file.error or "\n".join(file.warnings) or "read"))
             item.setData(NAME, Qt.ItemDataRole.UserRole, file.path)
             for column in (CONTENT, SIZE):
                 item.setTextAlignment(column, Qt.AlignmentFlag.AlignRight

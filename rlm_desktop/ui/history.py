@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from rlm_desktop.sessions.investigation import InvestigationSummary
+from rlm_desktop.ui.richtext import tooltip
 
 ID_ROLE = int(Qt.ItemDataRole.UserRole) + 1
 STATUS_LABELS = {
@@ -47,6 +48,7 @@ class HistoryPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._busy = False
         self.list = QTreeWidget()
         self.list.setHeaderLabels(list(COLUMNS))
         self.list.setRootIsDecorated(False)
@@ -77,7 +79,9 @@ class HistoryPanel(QWidget):
         self.replay_action.setToolTip("Reproduce the run from its saved responses: the proof "
                                       "that the record is complete")
         self.replay_action.triggered.connect(lambda: self._rerun(True))
-        self.live_action = rerun_menu.addAction("Live, with the model in Settings")
+        self.live_action = rerun_menu.addAction("Live, with the current model")
+        self.live_action.setToolTip("Run it again against the model in use now (Settings, "
+                                    "or the scripted server in the demo)")
         self.live_action.triggered.connect(lambda: self._rerun(False))
         self.rerun_button.setMenu(rerun_menu)
         self.export_button = QToolButton()
@@ -119,10 +123,11 @@ class HistoryPanel(QWidget):
                 summary.corpus, status,
                 f"${summary.cost_usd:.4f}" if summary.cost_usd else "—"])
             item.setData(DATE, ID_ROLE, summary.id)
-            item.setToolTip(QUESTION, summary.question)
+            item.setToolTip(QUESTION, tooltip(summary.question))
             item.setToolTip(DOCUMENTS, f"{summary.documents:,} documents in "
                                        f"{summary.files:,} files")
-            item.setToolTip(STATUS, f"model: {summary.model or 'unknown'} · id {summary.id}")
+            item.setToolTip(STATUS, tooltip(f"model: {summary.model or 'unknown'} · id "
+                                            f"{summary.id}"))
             item.setTextAlignment(COST, Qt.AlignmentFlag.AlignRight
                                   | Qt.AlignmentFlag.AlignVCenter)
             items.append(item)
@@ -150,11 +155,16 @@ class HistoryPanel(QWidget):
                 return True
         return False
 
+    def set_busy(self, busy: bool) -> None:
+        """While a run or a rerun is under way nothing can be opened, rerun or deleted."""
+        self._busy = busy
+        self._update_buttons()
+
     def _update_buttons(self) -> None:
         chosen = self.selected_id() is not None
-        for widget in (self.open_button, self.rerun_button, self.export_button,
-                       self.delete_button):
-            widget.setEnabled(chosen)
+        for widget in (self.open_button, self.rerun_button, self.delete_button):
+            widget.setEnabled(chosen and not self._busy)
+        self.export_button.setEnabled(chosen)
 
     def _emit_selected(self, signal: Signal) -> None:
         chosen = self.selected_id()

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from rlm_desktop.engine.trace import TraceNode
+from rlm_desktop.ui.richtext import escape, tooltip
 from rlm_desktop.ui.trace_model import KIND_LABELS, format_duration
 
 CAP_CHARS = 200_000
@@ -213,11 +214,19 @@ class PythonHighlighter(QSyntaxHighlighter):
     def set_code(self, code: str) -> None:
         from pygments.lexers.python import PythonLexer  # loaded when code is first shown
 
+        # Pygments counts code points, Qt counts UTF-16 units: they differ after any
+        # character outside the BMP (an emoji), so positions are mapped when there is one.
+        units = None if all(ord(c) <= 0xFFFF for c in code) else _utf16_offsets(code)
         spans: list[tuple[int, int, QTextCharFormat]] = []
         for position, token, value in PythonLexer().get_tokens_unprocessed(code):
             fmt = self._format_for(str(token))
-            if fmt is not None and value:
+            if fmt is None or not value:
+                continue
+            if units is None:
                 spans.append((position, len(value), fmt))
+            else:
+                start = units[position]
+                spans.append((start, units[position + len(value)] - start, fmt))
         self._spans = spans
         self.rehighlight()
 
@@ -236,8 +245,9 @@ class PythonHighlighter(QSyntaxHighlighter):
     def highlightBlock(self, text: str) -> None:
         if not self._spans:
             return
-        start = self.currentBlock().position()
-        end = start + len(text)
+        block = self.currentBlock()
+        start = block.position()
+        end = start + block.length() - 1     # UTF-16 units, without the separator
         # Spans are sorted by position: skip to the first that can reach this block.
         lo, hi = 0, len(self._spans)
         while lo < hi:
@@ -254,6 +264,17 @@ class PythonHighlighter(QSyntaxHighlighter):
             last = min(position + length, end)
             if last > first:
                 self.setFormat(first - start, last - first, fmt)
+
+
+def _utf16_offsets(text: str) -> list[int]:
+    """offsets[i]: where code point i of `text` starts in UTF-16 units (len(text) + 1)."""
+    offsets = [0] * (len(text) + 1)
+    total = 0
+    for index, char in enumerate(text):
+        offsets[index] = total
+        total += 2 if ord(char) > 0xFFFF else 1
+    offsets[len(text)] = total
+    return offsets
 
 
 class _Pane(QWidget):
@@ -399,11 +420,11 @@ class Inspector(QWidget):
             self.capped_label.hide()
             return
         self._full = describe(node)
-        self.title.setText(f"<b>{title_of(node)}</b>")
+        self.title.setText(f"<b>{escape(title_of(node))}</b>")
         facts = meta_lines(node)
         self.meta.setText("<br>".join(
-            f'<span style="color:#c62828">{_escape(line)}</span>'
-            if line.startswith("Error:") else _escape(line) for line in facts))
+            f'<span style="color:#c62828">{escape(line)}</span>'
+            if line.startswith("Error:") else escape(line) for line in facts))
         code = node.kind == "code" and isinstance(node.input, str)
         self.input.label.setText("<b>Code</b>" if code else
                                  "<b>Prompt</b>" if node.kind == "llm_query" else
@@ -441,7 +462,7 @@ class Inspector(QWidget):
                                   if place.chunk is not None else ""),
                 str(place.page) if place.page else "",
                 str(place.line) if place.line else "", place.text])
-            item.setToolTip(3, place.text)
+            item.setToolTip(3, tooltip(place.text))
             if resolved is None:
                 item.setDisabled(True)
                 item.setToolTip(0, "This document is not in the corpus shown")
@@ -472,7 +493,3 @@ class Inspector(QWidget):
     @Slot()
     def copy(self) -> None:
         QApplication.clipboard().setText(self._full)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

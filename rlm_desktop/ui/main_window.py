@@ -54,6 +54,7 @@ from rlm_desktop.ui.bridge import RunBridge, run_in_background
 from rlm_desktop.ui.corpus_panel import CorpusPanel
 from rlm_desktop.ui.history import HistoryPanel, when
 from rlm_desktop.ui.inspector import Inspector
+from rlm_desktop.ui.richtext import escape
 from rlm_desktop.ui.trace_model import (
     KIND_LABELS,
     NodeRole,
@@ -121,8 +122,11 @@ class MainWindow(QMainWindow):
         self._recorder: Recorder | None = None
         self._investigation_id: str | None = None  # the investigation on screen
         self._reopened: Investigation | None = None  # when it was reopened from history
-        self._replay_of: str | None = None
-        self._checks: list[FileCheck] = []
+        self._checks: list[FileCheck] | None = None  # None: not checked (yet)
+        self._run_documents: list[Any] = []   # what the run on screen was given
+        self._planning = 0        # a rerun whose files are being read (generation number)
+        self._plans = 0
+        self._closing = False
 
         self.bridge = RunBridge(self)
         self.bridge.events.connect(self._on_events)
@@ -392,17 +396,26 @@ class MainWindow(QMainWindow):
                        self.filter_action, self.copy_answer_action, self.settings_action):
             self.addAction(action)   # shortcuts work wherever the focus is
 
+    def _busy(self) -> str | None:
+        """Why nothing else may start now (a run, a rerun being prepared), or None."""
+        if self.bridge.run is not None:
+            return "Wait for the run to finish (or cancel it) first."
+        if self._planning:
+            return "A rerun is being prepared; wait a moment."
+        return None
+
     def _update_actions(self) -> None:
         running = self.bridge.run is not None
+        busy = self._busy() is not None
         ingesting = self.corpus.is_ingesting()
-        self.run_button.setEnabled(not running and not ingesting)
-        self.run_action.setEnabled(not running and not ingesting)
+        self.run_button.setEnabled(not busy and not ingesting)
+        self.run_action.setEnabled(not busy and not ingesting)
         self.cancel_button.setEnabled(running)
         self.cancel_action.setEnabled(running)
         self.copy_answer_action.setEnabled(bool(self.answer.answer))
         self.export_menu.setEnabled(self._investigation_id is not None and not running)
-        for widget in (self.history.open_button, self.history.rerun_button):
-            widget.setEnabled(not running and self.history.selected_id() is not None)
+        self.demo_action.setEnabled(not busy)
+        self.history.set_busy(busy)
 
     @Slot()
     def _on_kinds_changed(self) -> None:
@@ -457,9 +470,9 @@ class MainWindow(QMainWindow):
         """Open the bundled demo corpus and question, answered by the scripted server."""
         from rlm_desktop.testing import demo
 
-        if self.bridge.run is not None:
-            self.statusBar().showMessage("Wait for the run to finish (or cancel it) first.",
-                                         5000)
+        busy = self._busy()
+        if busy is not None:
+            self.statusBar().showMessage(busy, 5000)
             return False
         if self._demo_server is None:
             self._demo_server = demo.make_server().start()
@@ -511,7 +524,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.welcome.set_documents(len(self.corpus.documents()))
         if self._reopened is not None and self.record_banner.isVisible():
-            self._show_record_banner(self._reopened, self._checks or None)
+            self._show_record_banner(self._reopened, self._checks)
         if result.cancelled:
             self.statusBar().showMessage("Reading the documents was cancelled.", 5000)
         self.ingestionFinished.emit(result)
@@ -521,7 +534,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def start_run(self) -> bool:
         question = self.question.toPlainText().strip()
-        if self.bridge.run is not None or self.corpus.is_ingesting():
+        if self._busy() is not None or self.corpus.is_ingesting():
             return False
         if not question:
             self.statusBar().showMessage("Type a question first.", 5000)
@@ -538,6 +551,7 @@ class MainWindow(QMainWindow):
                replay_of: str | None = None) -> bool:
         """Start a run (recorded as an investigation when the store is available)."""
         self._reset_view()
+        self._run_documents = list(documents)
         self._sandbox = "sandbox: starting…"
         self._started = time.monotonic()
         self.trace_stack.setCurrentIndex(1)
@@ -591,19 +605,25 @@ class MainWindow(QMainWindow):
         self._last_result = None
         self._investigation_id = None
         self._reopened = None
-        self._checks = []
+        self._checks = None
+        self._run_documents = []
         self.record_banner.hide()
+        self._show_model()
 
     def _on_run_finished(self, result: RunResult) -> None:
         self._clock.stop()
         self._last_result = result
         if self._recorder is not None:
             recorder, self._recorder = self._recorder, None
+            failure = None
             try:
                 recorder.finish(result)
             except (StoreError, sqlite3.Error, OSError) as exc:
-                self.statusBar().showMessage(f"The end of this run was not saved: {exc}",
-                                             10000)
+                failure = str(exc)
+            store = self._store
+            failure = failure or (store.write_failure if store is not None else None)
+            if failure:
+                QTimer.singleShot(0, lambda: self._warn_not_saved(failure))
             QTimer.singleShot(0, self.refresh_history)
         self._tokens = result.usage.total_tokens
         self._cost = result.cost_usd
@@ -623,6 +643,13 @@ class MainWindow(QMainWindow):
             f"{STATUS_TEXT.get(result.status, result.status)} · "
             f"{result.iterations} iterations · {result.subcalls:,} child calls", 0)
         self.runFinished.emit(result)
+
+    def _warn_not_saved(self, reason: str) -> None:
+        self.statusBar().showMessage(f"This investigation was not saved completely: {reason}",
+                                     0)
+        QMessageBox.warning(self, "Saving the investigation",
+                            "The steps of this run could not all be saved (the answer on "
+                            f"screen is complete):\n\n{reason}")
 
     def _on_run_failed(self, details: str) -> None:
         self._clock.stop()
@@ -726,19 +753,21 @@ class MainWindow(QMainWindow):
 
     def _resolve_document(self, name: str) -> tuple[str, str] | None:
         """A document of the corpus by the name the REPL gives it: its file and kind."""
-        for document in self.corpus.documents():
+        if self._reopened is not None:      # a saved run: its own files, nothing else
+            entry = self._reopened.document(name)
+            return (entry.path, entry.kind) if entry is not None else None
+        for document in self._run_documents or self.corpus.documents():
             if document.name == name:
                 return document.path, document.kind
-        entry = self._reopened.document(name) if self._reopened is not None else None
-        return (entry.path, entry.kind) if entry is not None else None
+        return None
 
     def _kind_of(self, path: str, name: str) -> str:
-        for document in self.corpus.documents():
-            if document.path == path and (not name or document.name == name):
-                return document.kind
         entry = self._reopened.document(name) if self._reopened is not None else None
         if entry is not None:
             return entry.kind
+        for document in [*self._run_documents, *self.corpus.documents()]:
+            if document.path == path and (not name or document.name == name):
+                return document.kind
         return "pdf" if path.lower().endswith(".pdf") else "text"
 
     # -- saved investigations -----------------------------------------------------------------
@@ -786,7 +815,7 @@ class MainWindow(QMainWindow):
             return None
         try:
             return store.load(investigation_id)
-        except (KeyError, StoreError, sqlite3.Error) as exc:
+        except (KeyError, StoreError, sqlite3.Error, ValueError, TypeError) as exc:
             QMessageBox.warning(self, "Investigation", f"This investigation cannot be "
                                 f"opened: {exc}")
             self.refresh_history()
@@ -796,9 +825,9 @@ class MainWindow(QMainWindow):
     def open_investigation(self, investigation_id: str) -> bool:
         """Show a saved investigation exactly as it was: its steps, inspector, answer and
         citations; then check in the background whether its files changed since."""
-        if self.bridge.run is not None:
-            self.statusBar().showMessage("Wait for the run to finish (or cancel it) first.",
-                                         5000)
+        busy = self._busy()
+        if busy is not None:
+            self.statusBar().showMessage(busy, 5000)
             return False
         investigation = self._load(investigation_id)
         if investigation is None:
@@ -835,6 +864,9 @@ class MainWindow(QMainWindow):
         self._select_final_step()
         self._update_status(elapsed=investigation.elapsed_s)
         self._show_record_banner(investigation, None)
+        self.model_label.setText(f"model: {investigation.model or 'unknown'} (saved run)")
+        self.model_label.setToolTip("The model this investigation was run with; a new run "
+                                    "uses the one in Settings")
         self.history.select(investigation.id)
         self._update_actions()
 
@@ -850,8 +882,8 @@ class MainWindow(QMainWindow):
     def _show_record_banner(self, investigation: Investigation,
                             checks: list[FileCheck] | None) -> None:
         status = STATUS_TEXT.get(investigation.status, investigation.status.capitalize())
-        text = (f"<b>Saved investigation</b> of {when(investigation.created)} · {status}"
-                f" · model {investigation.model or 'unknown'}")
+        text = (f"<b>Saved investigation</b> of {when(investigation.created)} · "
+                f"{escape(status)} · model {escape(investigation.model or 'unknown')}")
         if investigation.replay_of:
             text += " · replayed from the record"
         if checks is None:
@@ -871,9 +903,9 @@ class MainWindow(QMainWindow):
                     parts.append(f"{len(missing):,} missing: " + ", ".join(
                         Path(c.path).name for c in missing[:5]))
                 text += (' · <span style="color:#c62828"><b>'
-                         + "; ".join(_html(p) for p in parts) + "</b></span>"
+                         + "; ".join(escape(p) for p in parts) + "</b></span>"
                          " — citations may no longer match the files")
-        if not self.corpus.documents():
+        if not self.corpus.documents() and investigation.corpus:
             text += ' · <a href="load-documents">Load its documents</a> to ask more'
         self.record_banner.setText(text)
         self.record_banner.show()
@@ -889,7 +921,7 @@ class MainWindow(QMainWindow):
 
     @property
     def file_checks(self) -> list[FileCheck]:
-        return list(self._checks)
+        return list(self._checks or ())
 
     @Slot(str, bool)
     def rerun_investigation(self, investigation_id: str, replay: bool) -> bool:
@@ -898,34 +930,48 @@ class MainWindow(QMainWindow):
         from rlm_desktop.sessions.replay import plan_rerun
 
         store = self.store()
-        if store is None or self.bridge.run is not None or self.corpus.is_ingesting():
+        busy = self._busy() or ("Wait until the documents are read." if
+                                self.corpus.is_ingesting() else None)
+        if busy is not None:
+            self.statusBar().showMessage(busy, 5000)
+            return False
+        if store is None:
             return False
         current = self.current_config()
+        # Live: exactly the endpoint in use now (None is the client's default, OpenAI), so
+        # today's key never goes to the endpoint the record was made with.
         options: dict[str, Any] = {} if replay else {
             "base_url": current.base_url, "api_key": current.api_key,
             "model": current.model, "sub_model": current.child_model}
+        self._plans += 1
+        generation = self._planning = self._plans
+        self._update_actions()
         self.statusBar().showMessage("Reading the investigation's files again…")
-        self.run_button.setEnabled(False)
+
+        def current_plan() -> bool:
+            if self._planning != generation or self._closing:
+                return False        # the window closed, or a newer plan took over
+            self._planning = 0
+            self._update_actions()
+            return True
 
         def planned(plan: Any) -> None:
-            self._update_actions()
-            if self.bridge.run is not None:
+            if not current_plan():
                 return
             if plan.skipped:
                 self.statusBar().showMessage(
                     f"{len(plan.skipped)} file(s) could not be read again; running on the "
                     "rest.", 10000)
             self.question.setPlainText(plan.question)
-            if not self._start(plan.documents, plan.question, plan.config,
-                               replay_of=plan.replay_of):
-                return
-            self.statusBar().showMessage("Replaying from the record…" if replay
-                                         else "Running again…")
+            if self._start(plan.documents, plan.question, plan.config,
+                           replay_of=plan.replay_of):
+                self.statusBar().showMessage("Replaying from the record…" if replay
+                                             else "Running again…")
 
         def failed(exc: BaseException, details: str) -> None:
-            self._update_actions()
-            QMessageBox.warning(self, "Rerun", f"This investigation cannot be run again: "
-                                f"{exc}")
+            if current_plan():
+                QMessageBox.warning(self, "Rerun", "This investigation cannot be run "
+                                    f"again: {exc}")
 
         run_in_background(lambda: plan_rerun(store, investigation_id, replay=replay,
                                              **options),
@@ -1011,9 +1057,15 @@ class MainWindow(QMainWindow):
                 splitter.restoreState(saved)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._closing = True
+        self._store_error = "the window is closed"   # never reopened after this
         self.save_layout()
         self.corpus.cancel_ingestion()
         self.bridge.shutdown()
+        # The run's last signal (its result, "cancelled") is queued: deliver it, so the
+        # recording ends as it did instead of as "interrupted" on the next launch.
+        if self._recorder is not None:
+            QCoreApplication.processEvents()
         if self._demo_server is not None:
             self._demo_server.stop()
             self._demo_server = None
@@ -1030,6 +1082,3 @@ def about_text() -> str:
             f"Python {platform.python_version()}<br>"
             f"{QCoreApplication.applicationName() or APPLICATION} on {platform.system()}</p>")
 
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -30,6 +30,7 @@ from rlm_desktop.corpus.document import one_line
 from rlm_desktop.engine.summary import started_summary, summarize
 from rlm_desktop.engine.trace import TraceEvent, TraceNode
 from rlm_desktop.ui.icons import kind_icon, running_icon
+from rlm_desktop.ui.richtext import tooltip
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -328,8 +329,8 @@ class TraceTreeModel(QAbstractItemModel):
             return node
         # tool tip
         if item.finished and node.error:
-            return node.error
-        return item.summary if column == SUMMARY else None
+            return tooltip(node.error)
+        return tooltip(item.summary) if column == SUMMARY else None
 
     @staticmethod
     def _display(item: _Item, node: TraceNode, column: int) -> str:

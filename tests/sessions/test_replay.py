@@ -60,10 +60,14 @@ def test_a_replay_cannot_change_the_model(recorded: Recorded) -> None:
 
 def test_a_live_rerun_asks_the_server_again(recorded: Recorded) -> None:
     calls = len(recorded.server.requests)
-    plan = plan_rerun(recorded.store, recorded.id, replay=False, api_key="other-key")
-    assert plan.config.base_url == recorded.server.base_url and plan.skipped == []
+    # Live means the endpoint given now (test_rerun_plan: never the recorded one by default).
+    url = recorded.server.base_url
+    plan = plan_rerun(recorded.store, recorded.id, replay=False, api_key="other-key",
+                      base_url=url)
+    assert plan.config.base_url == url and plan.skipped == []
     recorded.server.set_script(["FINAL(live again)"])
-    _, result, _ = rerun(recorded.store, recorded.id, replay=False, api_key="other-key")
+    _, result, _ = rerun(recorded.store, recorded.id, replay=False, api_key="other-key",
+                         base_url=url)
     assert result.answer == "live again"
     assert len(recorded.server.requests) == calls + 1
     assert recorded.server.requests[-1].api_key == "other-key"

@@ -149,7 +149,9 @@ def test_totals_roll_up_and_errors_are_marked(qtbot: Any) -> None:
     assert shown(nodes["code"], TOKENS) == str(50 + 5 * 10)
     assert shown(nodes["query"], TOKENS) == "50"
     failed = nodes["failed"]
-    assert shown(failed, STEP, Qt.ItemDataRole.ToolTipRole) == "rate limited"
+    # Shown as written: escaped, so an error quoting `<b>` or `a < b` is not read as HTML.
+    assert shown(failed, STEP, Qt.ItemDataRole.ToolTipRole) == (
+        '<p style="white-space:pre-wrap">rate limited</p>')
     assert shown(failed, STEP, Qt.ItemDataRole.ForegroundRole) is not None
     assert shown(nodes["code"], STEP, Qt.ItemDataRole.ForegroundRole) is None
     assert shown(nodes["run"], SUMMARY) == summarize(nodes["run"])
