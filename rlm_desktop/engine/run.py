@@ -368,6 +368,10 @@ class _Rlm:
         limits = self.run.config.limits
         try:
             await self.repl.start()
+            # Known from here on, not only at the end: the window's status bar shows it.
+            level = (self.repl.info.get("sandbox") or {}).get("level")
+            if level:
+                self.node.extra["sandbox_level"] = level
             self.messages = [
                 {"role": "system", "content": prompts.system_prompt(limits.output_chars)},
                 {"role": "user", "content": prompts.first_message(self.question,

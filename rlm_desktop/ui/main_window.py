@@ -65,6 +65,7 @@ from rlm_desktop.ui.trace_view import TraceView
 from rlm_desktop.ui.welcome import WelcomePage
 
 ORGANIZATION = "rlm-desktop"
+SANDBOX_STARTING = "sandbox: starting…"
 APPLICATION = "rlm-desktop"
 STATUS_TEXT = {
     "completed": "Completed", "max_iterations": "Stopped at the iteration limit",
@@ -552,7 +553,7 @@ class MainWindow(QMainWindow):
         """Start a run (recorded as an investigation when the store is available)."""
         self._reset_view()
         self._run_documents = list(documents)
-        self._sandbox = "sandbox: starting…"
+        self._sandbox = SANDBOX_STARTING
         self._started = time.monotonic()
         self.trace_stack.setCurrentIndex(1)
         subscribers = []
@@ -588,6 +589,13 @@ class MainWindow(QMainWindow):
 
     def _on_events(self, events: list[TraceEvent]) -> None:
         self.tree.add_events(events)   # the model, then follow-tail while at the bottom
+        run = self.bridge.run
+        if run is not None and self._sandbox == SANDBOX_STARTING:
+            root = run.trace.nodes.get(1)    # the run node, made first (a thread-safe get)
+            level = root.extra.get("sandbox_level") if root is not None else None
+            if level:
+                self._sandbox = f"sandbox: {level}"
+                self.sandbox_label.setText(self._sandbox)
         selected = self.inspector.node
         for event in events:
             node = event.node

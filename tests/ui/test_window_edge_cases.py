@@ -150,3 +150,17 @@ def test_a_run_the_disk_would_not_take_says_so(
     qtbot.waitUntil(lambda: bool(warnings))
     assert warnings[0].startswith("Saving the investigation: The steps of this run could")
     assert "not saved completely" in window.statusBar().currentMessage()
+
+
+def test_the_sandbox_level_shows_while_the_run_goes_on(qtbot: Any, window: MainWindow) -> None:
+    with qtbot.waitSignal(window.ingestionFinished, timeout=120_000):
+        assert window.start_demo()
+    seen: list[str] = []
+    window.bridge.events.connect(lambda _events: seen.append(window.sandbox_label.text()))
+    with qtbot.waitSignal(window.runFinished, timeout=120_000) as finished:
+        assert window.start_run()
+    level = finished.args[0].sandbox["level"]
+    during = [text for text in seen if text != "sandbox: starting…"]
+    assert during and during[0] == f"sandbox: {level}"
+    # Shown while steps were still arriving, not only once the run was over.
+    assert seen.index(during[0]) < len(seen) - 3
