@@ -604,6 +604,8 @@ class MainWindow(QMainWindow):
                 self._cost += node.cost_usd or 0.0
             if selected is not None and node.id == selected.id and event.type == "end":
                 self.inspector.show_node(node)
+        self.tokens_label.setText(f"tokens: {self._tokens:,}")   # now, not at the next tick
+        self.cost_label.setText(f"cost: ${self._cost:.4f}")
 
     def _reset_view(self) -> None:
         self.model.clear()
