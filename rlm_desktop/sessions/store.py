@@ -448,58 +448,32 @@ def _usage_of_nodes(rows: list[tuple[Any, ...]]) -> Usage:
 
 
 def process_marker(pid: int | None = None) -> str | None:
-    """Something that tells this process from a later one given the same pid: on Linux the
-    boot id and the process's start time; None elsewhere (the pid alone is then used)."""
-    pid = os.getpid() if pid is None else pid
+    """Something that tells this process from a later one given the same pid, on every
+    system: the boot time and the process's creation time (psutil); None when it cannot be
+    read (the pid alone is then used)."""
+    import psutil
+
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
+        process = psutil.Process(os.getpid() if pid is None else pid)
+        return f"{psutil.boot_time():.0f}:{process.create_time():.3f}"
+    except (psutil.Error, OSError):
         return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    if len(fields) < 20:
-        return None
-    return f"{boot}:{fields[19]}"
 
 
 def process_alive(pid: int | None, marker: str | None) -> bool:
-    """Whether the process that recorded an investigation still runs."""
+    """Whether the process that recorded an investigation still runs: the pid exists, is
+    not a zombie, and (when a marker was recorded) is the same process, not a reused pid."""
+    import psutil
+
     if pid is None:
         return False
-    if pid == os.getpid():
-        return marker is None or marker == process_marker()
-    if sys.platform == "win32":
-        return _windows_alive(pid)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return False   # it has already died
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    except OSError:
+    except psutil.AccessDenied:
+        pass               # exists, owned by someone else
+    except (psutil.Error, OSError):
         return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): the pid exists
-    if stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]:
-        return False  # a zombie has already died
     return marker is None or process_marker(pid) in (None, marker)
-
-
-def _windows_alive(pid: int) -> bool:
-    import ctypes
-
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
-    kernel32.OpenProcess.restype = ctypes.c_void_p    # a HANDLE, not an int
-    kernel32.OpenProcess.argtypes = (ctypes.c_uint32, ctypes.c_int, ctypes.c_uint32)
-    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-    if not handle:
-        return False
-    try:
-        code = ctypes.c_ulong()
-        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
-            return False
-        return code.value == 259  # STILL_ACTIVE
-    finally:
-        kernel32.CloseHandle(handle)
