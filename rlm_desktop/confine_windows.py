@@ -4,8 +4,9 @@ Python's `subprocess` cannot start a process with a restricted token or in an Ap
 (both need CreateProcessAsUser / an extended STARTUPINFO attribute list), so the worker does
 what a process may do to itself, irreversibly:
 
-- every privilege is removed from its token (`SE_PRIVILEGE_REMOVED`, not just disabled, so
-  nothing in the process can enable one again);
+- every privilege but bypass-traverse-checking is removed from its token
+  (`SE_PRIVILEGE_REMOVED`, not just disabled, so nothing in the process can enable one
+  again);
 - its integrity level is set to Low (S-1-16-4096). Windows' mandatory integrity policy then
   refuses it write access to files, registry keys and processes of the user's normal
   (Medium) level: it cannot write the user's files, open the parent process for writing or
@@ -32,6 +33,7 @@ TOKEN_INTEGRITY_LEVEL = 25      # TOKEN_INFORMATION_CLASS.TokenIntegrityLevel
 SE_PRIVILEGE_REMOVED = 0x00000004
 SE_GROUP_INTEGRITY = 0x00000020
 LOW_INTEGRITY_SID = "S-1-16-4096"
+KEEP_PRIVILEGE = "SeChangeNotifyPrivilege"
 
 
 class LUID(ctypes.Structure):
@@ -102,9 +104,19 @@ def _remove_privileges(advapi32: Any, token: ctypes.c_void_p) -> tuple[int | boo
     count = ctypes.c_uint32.from_buffer(buffer).value
     if count == 0:
         return True, None
+    # Bypass-traverse-checking stays, as in Chromium's sandbox: without it every folder on a
+    # path needs its own traverse right, and it grants nothing else.
+    luid = LUID()
+    keep: LUID | None = luid
+    if not advapi32.LookupPrivilegeValueW(None, ctypes.c_wchar_p(KEEP_PRIVILEGE),
+                                          ctypes.byref(luid)):
+        keep = None
     # TOKEN_PRIVILEGES: a DWORD count, then `count` LUID_AND_ATTRIBUTES (4-byte aligned).
     entries = (LUID_AND_ATTRIBUTES * count).from_buffer(buffer, ctypes.sizeof(ctypes.c_uint32))
     for entry in entries:
+        if keep is not None and (entry.Luid.LowPart, entry.Luid.HighPart) == (
+                keep.LowPart, keep.HighPart):
+            continue
         entry.Attributes = SE_PRIVILEGE_REMOVED
     if not advapi32.AdjustTokenPrivileges(token, False, buffer, needed, None, None):
         return False, f"privileges: AdjustTokenPrivileges failed ({_last_error()})"
