@@ -31,6 +31,9 @@ NAME = "rlm-desktop"
 SPEC = PACKAGING / "rlm-desktop.spec"
 
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(PACKAGING))
+import notices  # noqa: E402
+
 from rlm_desktop.resources import APP_ID, ICON_SIZES  # noqa: E402
 
 
@@ -275,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     app = pyinstaller(args.dist, args.work, ver)
     report["pyinstaller_s"] = round(time.perf_counter() - t0, 1)
+    step("licences: LICENSE and THIRD-PARTY-NOTICES.txt into the app")
+    shutil.copy2(ROOT / "LICENSE", app / "LICENSE")
+    notices.write(app / notices.NOTICES)
     report["app"] = str(app)
     report["app_bytes"] = du(app)
     if sys.platform.startswith("linux"):

@@ -183,6 +183,19 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     return server, line
 
 
+def licences(app: Path) -> str:
+    """The app carries its own licence and the third-party notices, Qt's LGPL included."""
+    notices = app / "THIRD-PARTY-NOTICES.txt"
+    if not (app / "LICENSE").is_file() or not notices.is_file():
+        raise AssertionError(f"LICENSE or {notices.name} missing in {app}")
+    text = notices.read_text(encoding="utf-8")
+    for needed in ("PySide6_Essentials", "openai", "keyring", "RestrictedPython",
+                   "GNU LESSER GENERAL PUBLIC LICENSE", "PYTHON SOFTWARE FOUNDATION"):
+        if needed not in text:
+            raise AssertionError(f"{notices.name} does not mention {needed}")
+    return f"{notices.name}: {len(text):,} characters"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Smoke test of the frozen RLM Desktop app.")
     parser.add_argument("executable", type=Path, nargs="?",
@@ -206,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             shot = args.screenshot or Path(tmp) / "window.png"
             print(f"smoke test of {exe}")
             smoke.check("version", smoke.version)
+            smoke.check("licences", lambda: licences(exe.parent))
             smoke.check("diagnose", smoke.diagnose)
             smoke.check("ingest", smoke.ingest)
             smoke.check("ask", lambda: smoke.ask(base_url))
