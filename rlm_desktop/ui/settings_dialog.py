@@ -40,6 +40,15 @@ PRESETS: dict[str, str | None] = {
     CUSTOM: None,
 }
 AZURE_PLACEHOLDER = "https://YOUR-RESOURCE.openai.azure.com/openai/v1"
+_LOCAL_KEY = "not needed for a local server"
+KEY_HINTS = {
+    "OpenAI": "required: sk-… from platform.openai.com",
+    AZURE: "required: a key of your Azure OpenAI resource",
+    "OpenRouter": "required: sk-or-… from openrouter.ai",
+    "Ollama": _LOCAL_KEY, "LM Studio": _LOCAL_KEY, "vLLM": "only if the server was started "
+    "with --api-key",
+    CUSTOM: "if the server asks for one",
+}
 SANDBOX_LEVELS = ("none", "partial", "full")
 SESSION_ONLY_NOTE = ("No keyring is available on this system: the key is kept in memory for "
                      "this session only and never written to a file.")
@@ -88,7 +97,7 @@ class SettingsDialog(QDialog):
         self.base_url.setClearButtonEnabled(True)
         self.api_key = QLineEdit()
         self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
-        self.api_key.setPlaceholderText("not needed for most local servers")
+        self.api_key.setPlaceholderText(KEY_HINTS[CUSTOM])
         self.key_note = QLabel(SESSION_ONLY_NOTE)
         self.key_note.setWordWrap(True)
         self.key_note.setStyleSheet("color: #a15c00;")
@@ -184,6 +193,7 @@ class SettingsDialog(QDialog):
         if preset is None:
             preset = "OpenAI" if not url else (AZURE if "azure" in url.lower() else CUSTOM)
         self.preset.setCurrentText(preset)
+        self.api_key.setPlaceholderText(KEY_HINTS.get(preset, KEY_HINTS[CUSTOM]))
         self.base_url.setText(url or (PRESETS[preset] or ""))
         self.api_key.setText(saved_api_key() or "")
         self.root_model.setText(settings.model)
@@ -226,6 +236,7 @@ class SettingsDialog(QDialog):
 
     @Slot(str)
     def _on_preset(self, name: str) -> None:
+        self.api_key.setPlaceholderText(KEY_HINTS.get(name, KEY_HINTS[CUSTOM]))
         url = PRESETS.get(name)
         if url:
             self.base_url.setText(url)

@@ -250,3 +250,16 @@ def test_edit_settings_opens_the_dialog_and_runs_use_it(qtbot: Any,
     assert config.limits.max_iterations == 5
     assert config.sandbox.minimum == "none"
     window.bridge.shutdown()
+
+
+def test_the_key_field_says_when_a_key_is_needed(qtbot: Any) -> None:
+    from rlm_desktop.ui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog()
+    qtbot.addWidget(dialog)
+    assert dialog.preset.currentText() == "OpenAI"
+    assert dialog.api_key.placeholderText().startswith("required")
+    dialog.preset.setCurrentText("Ollama")
+    assert dialog.api_key.placeholderText() == "not needed for a local server"
+    dialog.preset.setCurrentText("OpenRouter")
+    assert "openrouter.ai" in dialog.api_key.placeholderText()
