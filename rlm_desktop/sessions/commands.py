@@ -52,7 +52,7 @@ def format_history(items: list[InvestigationSummary]) -> str:
     rows = [("ID", "DATE", "STATUS", "COST", "CORPUS", "QUESTION")]
     for item in items:
         rows.append((item.id, time.strftime("%Y-%m-%d %H:%M", time.localtime(item.created)),
-                     item.status + (" (replay)" if item.replay_of else ""),
+                     item.status + item.rerun_label,
                      f"${item.cost_usd:.4f}", one_line(item.corpus, 40),
                      printable(one_line(item.question, 60))))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]

@@ -102,12 +102,21 @@ class InvestigationSummary:
     model: str | None
     cost_usd: float
     replay_of: str | None = None
+    rerun: str | None = None     # with replay_of: "replay", "live" or "resume"
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "question": self.question, "created": self.created,
                 "ended": self.ended, "status": self.status, "corpus": self.corpus,
                 "documents": self.documents, "files": self.files, "model": self.model,
-                "cost_usd": self.cost_usd, "replay_of": self.replay_of}
+                "cost_usd": self.cost_usd, "replay_of": self.replay_of, "rerun": self.rerun}
+
+    @property
+    def rerun_label(self) -> str:
+        """" (replay)", " (live rerun)", " (resumed)" or "" for a first run."""
+        if not self.replay_of:
+            return ""
+        return {"live": " (live rerun)", "resume": " (resumed)"}.get(self.rerun or "",
+                                                                    " (replay)")
 
 
 @dataclass(slots=True)

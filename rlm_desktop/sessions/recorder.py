@@ -75,7 +75,7 @@ class Recorder:
 
     def begin(self, question: str, documents: Sequence[Document], config: RunConfig, *,
               replay_of: str | None = None,
-              extraction: dict[str, Any] | None = None) -> str:
+              extraction: dict[str, Any] | None = None, rerun: str | None = None) -> str:
         """Record the start of a run (blocks until saved); returns the investigation id."""
         from rlm_desktop.corpus.formats import EXTRACTOR_VERSION
 
@@ -96,6 +96,8 @@ class Recorder:
             "trace_format": TRACE_FORMAT,
             "extraction": {"extractor_version": EXTRACTOR_VERSION, **(extraction or {})},
         }
+        if replay_of is not None:   # how it was run again: replay, live or resume
+            settings["rerun"] = rerun or "replay"
         entries = [ManifestEntry.of(doc) for doc in documents]
         label, files = corpus_label(entries)
         investigation = new_id()

@@ -49,12 +49,15 @@ class ReplayCache:
     Used from the run's event loop thread only."""
 
     def __init__(self, recorded: dict[str, list[dict[str, Any]]] | None = None, *,
-                 sink: ResponseSink | None = None, source: str | None = None) -> None:
+                 sink: ResponseSink | None = None, source: str | None = None,
+                 then_live: bool = False) -> None:
         self.recorded = recorded
         self.sink = sink
         self.source = source            # the investigation replayed, for messages
+        self.then_live = then_live      # resume: past the record, call the model
         self.steps = 0                  # model calls asked for so far
         self.served = 0                 # of which answered from the record
+        self.live = 0                   # of which sent to the model (resuming)
         self._seen: dict[str, int] = {}
         self._pending: dict[int, tuple[int, int]] = {}  # id(request) -> (occurrence, step)
 
@@ -70,6 +73,10 @@ class ReplayCache:
             self._pending[id(request)] = (occurrence, self.steps)
             return None
         answers = self.recorded.get(request.key, [])
+        if occurrence >= len(answers) and self.then_live:
+            self.live += 1
+            self._pending[id(request)] = (occurrence, self.steps)
+            return None
         if occurrence >= len(answers):
             where = f"investigation {self.source}" if self.source else "the record"
             role = "root" if request.stream else "child"
@@ -99,17 +106,26 @@ class RerunPlan:
     config: RunConfig
     replay_of: str
     skipped: list[str]            # source files that could not be read again, with reasons
+    mode: str = "replay"          # "replay" | "live" | "resume": recorded with the rerun
 
 
 def plan_rerun(store: Store, investigation_id: str, *, replay: bool = True,
                documents: Sequence[Document] | None = None, base_url: str | None = None,
                api_key: str | None = None, model: str | None = None,
-               sub_model: str | None = None) -> RerunPlan:
+               sub_model: str | None = None, resume: bool = False) -> RerunPlan:
     """Prepare to run a saved investigation again: the same question, files (read again
     from their paths unless `documents` is given), limits and sandbox policy. With `replay`
     every model response comes from the record (no endpoint or key needed); without it the
-    run is live, optionally with another endpoint or models."""
+    run is live, optionally with another endpoint or models. `resume` continues a run that
+    was cut short: the recorded responses bring it back to where it stopped (at no cost),
+    then the same models are called live through `base_url` / `api_key` for the rest."""
     investigation = store.load(investigation_id)
+    if resume:
+        if (model and model != investigation.model) or (
+                sub_model and sub_model != investigation.sub_model):
+            raise ValueError("resuming continues with the recorded models; to try other "
+                             "models, rerun it live")
+        model = sub_model = None
     if replay and ((model and model != investigation.model)
                    or (sub_model and sub_model != investigation.sub_model)):
         raise ValueError("a replay reproduces the recorded run; to try other models, rerun "
@@ -121,17 +137,20 @@ def plan_rerun(store: Store, investigation_id: str, *, replay: bool = True,
         read = ingest(list(source_files(investigation.corpus)))
         documents = read.documents
         skipped = [f"{f.path}: {f.error}" for f in read.failed]
+    cached = replay or resume
     config = config_of(investigation, replay=ReplayCache(
-        store.responses(investigation.id), source=investigation.id) if replay else None)
+        store.responses(investigation.id), source=investigation.id, then_live=resume)
+        if cached else None)
     # A live rerun goes where it is told (None: the client's default, OpenAI), never to the
     # recorded endpoint with today's key; a replay calls nothing, so it keeps the record's.
     config = dataclasses.replace(
         config, api_key=api_key,
-        base_url=(base_url or config.base_url) if replay else base_url,
+        base_url=(base_url or config.base_url) if replay and not resume else base_url,
         model=model or config.model,
         sub_model=sub_model or (model if model else config.sub_model))
+    mode = "resume" if resume else "replay" if replay else "live"
     return RerunPlan(investigation.question, list(documents), config, investigation.id,
-                     skipped)
+                     skipped, mode)
 
 
 def config_of(investigation: Investigation, *, replay: ReplayCache | None = None
@@ -156,21 +175,23 @@ def config_of(investigation: Investigation, *, replay: ReplayCache | None = None
 def rerun(store: Store, investigation_id: str, *, replay: bool = True, save: bool = True,
           documents: Sequence[Document] | None = None, base_url: str | None = None,
           api_key: str | None = None, model: str | None = None,
-          sub_model: str | None = None) -> tuple[str | None, RunResult, list[TraceNode]]:
+          sub_model: str | None = None, resume: bool = False,
+          ) -> tuple[str | None, RunResult, list[TraceNode]]:
     """Run a saved investigation again, here and now (blocking), and record it as a new
     investigation (unless `save` is false). Returns (new id or None, result, its steps)."""
     from rlm_desktop.engine.run import Run
     from rlm_desktop.sessions.recorder import Recorder
 
     plan = plan_rerun(store, investigation_id, replay=replay, documents=documents,
-                      base_url=base_url, api_key=api_key, model=model, sub_model=sub_model)
+                      base_url=base_url, api_key=api_key, model=model, sub_model=sub_model,
+                      resume=resume)
     config = plan.config
     recorder = None
     new_id = None
     if save:
         recorder = Recorder(store)
         new_id = recorder.begin(plan.question, plan.documents, config,
-                                replay_of=plan.replay_of)
+                                replay_of=plan.replay_of, rerun=plan.mode)
         config = recorder.configure(config)
     run = Run(plan.documents, plan.question, config)
     if recorder is not None:

@@ -339,7 +339,8 @@ class Store:
         """Every investigation, newest first."""
         rows = self._query(
             "SELECT id, question, created, ended, status, corpus, documents, files, model, "
-            "cost_usd, replay_of FROM investigations ORDER BY created DESC, id DESC")
+            "cost_usd, replay_of, json_extract(settings, '$.rerun') FROM investigations "
+            "ORDER BY created DESC, id DESC")
         spent = {r[0]: r[1] for r in self._query(
             "SELECT n.investigation, SUM(COALESCE(json_extract(n.data, '$.cost_usd'), 0)) "
             "FROM nodes n JOIN investigations i ON i.id = n.investigation "
@@ -348,7 +349,7 @@ class Store:
         return [InvestigationSummary(
             id=r[0], question=r[1], created=r[2], ended=r[3], status=r[4], corpus=r[5],
             documents=r[6], files=r[7], model=r[8],
-            cost_usd=r[9] or float(spent.get(r[0]) or 0.0), replay_of=r[10])
+            cost_usd=r[9] or float(spent.get(r[0]) or 0.0), replay_of=r[10], rerun=r[11])
             for r in rows]
 
     def resolve(self, reference: str) -> str:

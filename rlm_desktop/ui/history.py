@@ -42,7 +42,7 @@ class HistoryPanel(QWidget):
     """The list of saved investigations and what can be done with one."""
 
     openRequested = Signal(str)
-    rerunRequested = Signal(str, bool)     # id, from the record (True) or live (False)
+    rerunRequested = Signal(str, str)      # id, "replay" | "live" | "resume"
     exportRequested = Signal(str, str)     # id, "html" | "json" | "csv"
     deleteRequested = Signal(str)
 
@@ -78,11 +78,16 @@ class HistoryPanel(QWidget):
         self.replay_action = rerun_menu.addAction("From the record (no model calls, free)")
         self.replay_action.setToolTip("Reproduce the run from its saved responses: the proof "
                                       "that the record is complete")
-        self.replay_action.triggered.connect(lambda: self._rerun(True))
+        self.replay_action.triggered.connect(lambda: self._rerun("replay"))
+        self.resume_action = rerun_menu.addAction("Resume: the record, then live")
+        self.resume_action.setToolTip("For a run cut short (interrupted, cancelled, out of "
+                                      "time or budget): its recorded steps at no cost, then "
+                                      "the same models live from where it stopped")
+        self.resume_action.triggered.connect(lambda: self._rerun("resume"))
         self.live_action = rerun_menu.addAction("Live, with the current model")
         self.live_action.setToolTip("Run it again against the model in use now (Settings, "
                                     "or the scripted server in the demo)")
-        self.live_action.triggered.connect(lambda: self._rerun(False))
+        self.live_action.triggered.connect(lambda: self._rerun("live"))
         self.rerun_button.setMenu(rerun_menu)
         self.export_button = QToolButton()
         self.export_button.setText("Export")
@@ -116,8 +121,7 @@ class HistoryPanel(QWidget):
         items = []
         for summary in summaries:
             status = STATUS_LABELS.get(summary.status, summary.status)
-            if summary.replay_of:
-                status += " (replay)"
+            status += summary.rerun_label
             item = QTreeWidgetItem([
                 when(summary.created), summary.question.replace("\n", " "),
                 summary.corpus, status,
@@ -177,10 +181,10 @@ class HistoryPanel(QWidget):
         if isinstance(value, str):
             self.openRequested.emit(value)
 
-    def _rerun(self, replay: bool) -> None:
+    def _rerun(self, mode: str) -> None:
         chosen = self.selected_id()
         if chosen is not None:
-            self.rerunRequested.emit(chosen, replay)
+            self.rerunRequested.emit(chosen, mode)
 
     def _export(self, fmt: str) -> None:
         chosen = self.selected_id()

@@ -549,7 +549,7 @@ class MainWindow(QMainWindow):
         return self._start(documents, question, self.current_config())
 
     def _start(self, documents: list[Any], question: str, config: RunConfig,
-               replay_of: str | None = None) -> bool:
+               replay_of: str | None = None, rerun: str | None = None) -> bool:
         """Start a run (recorded as an investigation when the store is available)."""
         self._reset_view()
         self._run_documents = list(documents)
@@ -563,7 +563,7 @@ class MainWindow(QMainWindow):
             try:
                 recorder = Recorder(store)
                 self._investigation_id = recorder.begin(question, documents, config,
-                                                        replay_of=replay_of)
+                                                        replay_of=replay_of, rerun=rerun)
                 config = recorder.configure(config)
             except (StoreError, sqlite3.Error, OSError) as exc:
                 self.statusBar().showMessage(f"This run is not being saved: {exc}", 10000)
@@ -933,10 +933,12 @@ class MainWindow(QMainWindow):
     def file_checks(self) -> list[FileCheck]:
         return list(self._checks or ())
 
-    @Slot(str, bool)
-    def rerun_investigation(self, investigation_id: str, replay: bool) -> bool:
-        """Run a saved investigation again: from its record (no model calls), or live with
-        the model of the settings. Its files are read again in the background first."""
+    @Slot(str, str)
+    def rerun_investigation(self, investigation_id: str, mode: str | bool) -> bool:
+        """Run a saved investigation again: "replay" from its record (no model calls),
+        "live" with the current model, or "resume": its record up to where it stopped, then
+        its own models live. Its files are read again in the background first. (True and
+        False mean replay and live.)"""
         from rlm_desktop.sessions.replay import plan_rerun
 
         store = self.store()
@@ -947,12 +949,18 @@ class MainWindow(QMainWindow):
             return False
         if store is None:
             return False
+        if isinstance(mode, bool):
+            mode = "replay" if mode else "live"
+        replay = mode == "replay"
         current = self.current_config()
-        # Live: exactly the endpoint in use now (None is the client's default, OpenAI), so
-        # today's key never goes to the endpoint the record was made with.
+        # Live and resume: exactly the endpoint in use now (None is the client's default,
+        # OpenAI), so today's key never goes to the endpoint the record was made with.
         options: dict[str, Any] = {} if replay else {
-            "base_url": current.base_url, "api_key": current.api_key,
-            "model": current.model, "sub_model": current.child_model}
+            "base_url": current.base_url, "api_key": current.api_key}
+        if mode == "live":
+            options.update(model=current.model, sub_model=current.child_model)
+        elif mode == "resume":
+            options["resume"] = True
         self._plans += 1
         generation = self._planning = self._plans
         self._update_actions()
@@ -974,9 +982,11 @@ class MainWindow(QMainWindow):
                     "rest.", 10000)
             self.question.setPlainText(plan.question)
             if self._start(plan.documents, plan.question, plan.config,
-                           replay_of=plan.replay_of):
-                self.statusBar().showMessage("Replaying from the record…" if replay
-                                             else "Running again…")
+                           replay_of=plan.replay_of, rerun=plan.mode):
+                self.statusBar().showMessage({
+                    "replay": "Replaying from the record…",
+                    "resume": "Resuming: the recorded steps first, then live…",
+                }.get(plan.mode, "Running again…"))
 
         def failed(exc: BaseException, details: str) -> None:
             if current_plan():

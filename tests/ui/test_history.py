@@ -197,3 +197,40 @@ def _recorded(database: Path, kind: str) -> bool:
                                      (kind,)).fetchone())
     except sqlite3.Error:
         return False
+
+
+def test_a_cancelled_run_is_resumed_from_the_history(qtbot: Any, window: MainWindow) -> None:
+    with qtbot.waitSignal(window.ingestionFinished, timeout=120_000):
+        assert window.start_demo()
+    stopped: list[bool] = []
+
+    def stop_after_two_turns(events: list[Any]) -> None:
+        turns = [n for n in window.model_nodes() if n.kind == "root_call" and n.finished]
+        if len(turns) >= 2 and not stopped:
+            stopped.append(True)
+            window.cancel_run()
+
+    window.bridge.events.connect(stop_after_two_turns)
+    with qtbot.waitSignal(window.runFinished, timeout=120_000) as finished:
+        assert window.start_run()
+    window.bridge.events.disconnect(stop_after_two_turns)
+    assert finished.args[0].status == "cancelled"
+    cut = window.investigation_id
+    server = window._demo_server
+    asked = len(server.requests)
+
+    with qtbot.waitSignal(window.runFinished, timeout=120_000) as finished:
+        assert window.rerun_investigation(cut, "resume")
+    result = finished.args[0]
+    assert result.status == "completed", result.error
+    assert result.answer.startswith("3 purchase orders above EUR 10,000")
+    # Only what the record lacks is asked again: the turns answered before the cancel come
+    # from the record (a turn in flight when it stopped was never answered, so it is asked).
+    store = window.store()
+    assert store is not None
+    answered = sum(1 for n in store.load(cut).nodes
+                   if n.kind == "root_call" and n.finished and not n.error)
+    live_turns = sum(1 for r in server.requests[asked:] if r.role == "root")
+    assert answered >= 2 and live_turns == 5 - answered
+    qtbot.waitUntil(lambda: window.history.list.topLevelItemCount() == 2)
+    assert window.history.list.topLevelItem(0).text(3) == "completed (resumed)"

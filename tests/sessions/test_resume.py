@@ -1,0 +1,81 @@
+"""Resuming a run that was cut short: its recorded responses bring it back to where it
+stopped without a model call, then the same models carry on live; the result is the answer
+the whole run would have given, and the server saw only the calls after the stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rlm_desktop.corpus.ingest import ingest
+from rlm_desktop.engine.budget import Limits
+from rlm_desktop.engine.run import Run, RunConfig
+from rlm_desktop.engine.trace import TraceEvent
+from rlm_desktop.sessions.recorder import Recorder
+from rlm_desktop.sessions.replay import plan_rerun, rerun
+from rlm_desktop.sessions.store import Store
+from rlm_desktop.testing.scenarios import (
+    TICKETS_QUESTION,
+    TICKETS_SCRIPT,
+    billing_rule,
+    write_tickets,
+)
+from rlm_desktop.testing.server import ScriptedServer
+
+
+def test_a_cancelled_run_resumes_where_it_stopped(tmp_path: Path, app_home: Path) -> None:
+    tickets = write_tickets(tmp_path / "tickets.csv")
+    documents = ingest([tickets.path]).documents
+    with ScriptedServer(TICKETS_SCRIPT, [billing_rule()]) as server, Store() as store:
+        config = RunConfig(base_url=server.base_url, api_key="sk-resume-test-key",
+                           model="gpt-4o", sub_model="gpt-4o-mini",
+                           limits=Limits(cell_timeout_s=30.0))
+        recorder = Recorder(store)
+        first = recorder.begin(TICKETS_QUESTION, documents, config)
+        run = Run(documents, TICKETS_QUESTION, recorder.configure(config))
+        run.trace.subscribe(recorder)
+
+        def stop_after_two_turns(event: TraceEvent) -> None:
+            if (event.type == "end" and event.node.kind == "root_call"
+                    and event.node.extra.get("iteration") == 2):
+                run.cancel()
+
+        run.trace.subscribe(stop_after_two_turns)
+        cut = run.execute_sync()
+        recorder.finish(cut)
+        assert cut.status == "cancelled"
+        asked = len(server.requests)
+        assert asked == 2                        # two root turns, no child call yet
+
+        # The server's script goes on at turn 3, as a model would given the same history.
+        new_id, result, nodes = rerun(store, first, replay=False, resume=True,
+                                      base_url=server.base_url, api_key="sk-resume-test-key")
+        assert result.status == "completed", result.error
+        assert result.answer == f"{tickets.billing_by_three} billing questions"
+        live = len(server.requests) - asked
+        child_calls = sum(1 for n in nodes if n.kind == "llm_query")
+        assert child_calls > 0
+        assert live == 2 + child_calls           # turns 3 and 4 and the batch: nothing twice
+        assert [r.role for r in server.requests[:2]] == ["root", "root"]
+        summary = next(s for s in store.history() if s.id == new_id)
+        assert summary.replay_of == first and summary.rerun == "resume"
+        assert summary.rerun_label == " (resumed)"
+
+
+def test_resuming_keeps_the_recorded_models(tmp_path: Path, app_home: Path) -> None:
+    tickets = write_tickets(tmp_path / "tickets.csv", count=50)
+    documents = ingest([tickets.path]).documents
+    with ScriptedServer(TICKETS_SCRIPT, [billing_rule()]) as server, Store() as store:
+        config = RunConfig(base_url=server.base_url, api_key="k" * 12, model="gpt-4o",
+                           sub_model="gpt-4o-mini")
+        recorder = Recorder(store)
+        first = recorder.begin(TICKETS_QUESTION, documents, config)
+        recorder.finish(Run(documents, TICKETS_QUESTION,
+                            recorder.configure(config)).execute_sync())
+        with pytest.raises(ValueError, match="recorded models"):
+            plan_rerun(store, first, replay=False, resume=True, model="gpt-5")
+        plan = plan_rerun(store, first, replay=False, resume=True, base_url="http://x/v1",
+                          api_key="today")
+        assert plan.config.model == "gpt-4o" and plan.config.base_url == "http://x/v1"
+        assert plan.mode == "resume"
