@@ -895,7 +895,8 @@ class MainWindow(QMainWindow):
         text = (f"<b>Saved investigation</b> of {when(investigation.created)} · "
                 f"{escape(status)} · model {escape(investigation.model or 'unknown')}")
         if investigation.replay_of:
-            text += " · replayed from the record"
+            text += {"live": " · run again live", "resume": " · resumed from its record"}.get(
+                str(investigation.settings.get("rerun") or ""), " · replayed from the record")
         if checks is None:
             text += " · checking whether its files changed…"
         else:
