@@ -14,11 +14,14 @@ import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rlm_desktop.corpus.document import one_line
 from rlm_desktop.engine.summary import started_summary, summarize
 from rlm_desktop.engine.trace import TraceEvent, TraceNode
+
+if TYPE_CHECKING:
+    from rlm_desktop.engine.run import RunResult
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -184,10 +187,19 @@ def run_ask(args: argparse.Namespace) -> int:
                 print(f"rlm-desktop: warning: the investigation was not saved completely: "
                       f"{store.write_failure}", file=sys.stderr)
 
-    if args.json:
-        data = outcome.to_json(args.trace)
-        if recorder is not None:
-            data["investigation"] = recorder.investigation
+    return report(outcome, as_json=args.json, trace_path=args.trace,
+                  investigation=recorder.investigation if recorder is not None else None)
+
+
+
+def report(outcome: RunResult, *, as_json: bool, trace_path: str | None = None,
+           investigation: str | None = None) -> int:
+    """Print a run's result (JSON, or the answer with its sources) and return the exit
+    status `ask` gives it: 0 completed, 130 cancelled, 1 error, 4 cut short."""
+    if as_json:
+        data = outcome.to_json(trace_path)
+        if investigation is not None:
+            data["investigation"] = investigation
         # ASCII escapes: valid on any console encoding, and whatever the model wrote.
         json.dump(data, sys.stdout, ensure_ascii=True, indent=2)
         sys.stdout.write("\n")
@@ -212,7 +224,6 @@ def run_ask(args: argparse.Namespace) -> int:
     if outcome.status == "error":
         return EXIT_ERROR
     return EXIT_PARTIAL
-
 
 def _install_interrupt(run: Any) -> dict[int, Any]:
     """Ctrl-C and SIGTERM cancel the run (which then reports its partial answer) instead of

@@ -80,6 +80,20 @@ def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     replay.add_argument("--json", action="store_true", help="print the result as JSON")
     replay.add_argument("--no-save", action="store_true",
                         help="do not save the replay as a new investigation")
+    resume = commands.add_parser(
+        "resume", help="carry on a saved investigation that was cut short",
+        description="Resume an investigation that was interrupted, cancelled or ran out of "
+        "time or budget: its recorded model responses bring it back to where it stopped "
+        "(no model call, nothing spent), then its own models carry on live through the "
+        "endpoint given here (flag, then OPENAI_BASE_URL / OPENAI_API_KEY, then settings). "
+        "Saved as a new investigation.")
+    resume.add_argument("investigation", metavar="INVESTIGATION",
+                        help="an id from `rlm-desktop history`, a unique prefix, or 'last'")
+    resume.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint")
+    resume.add_argument("--api-key", metavar="KEY", help="API key for the endpoint")
+    resume.add_argument("--json", action="store_true", help="print the result as JSON")
+    resume.add_argument("--no-save", action="store_true",
+                        help="do not save the resumed run as a new investigation")
 
 
 def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -166,17 +180,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rlm_desktop.ask import run_ask
 
         return run_ask(args)
-    if args.command in ("history", "export", "replay"):
+    if args.command in ("history", "export", "replay", "resume"):
         from rlm_desktop.sessions import commands as sessions
 
         run = {"history": sessions.run_history, "export": sessions.run_export,
-               "replay": sessions.run_replay}[args.command]
+               "replay": sessions.run_replay, "resume": sessions.run_resume}[args.command]
         return run(args)
     parser.print_help()
     return EXIT_OK
 
 
-SUBCOMMANDS = ("ingest", "ask", "history", "export", "replay")
+SUBCOMMANDS = ("ingest", "ask", "history", "export", "replay", "resume")
 
 
 def _wants_subcommand(args: list[str]) -> bool:
@@ -190,7 +204,7 @@ def build_gui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlm-desktop",
         description="Open the desktop window (subcommands: ingest, ask, history, export, "
-        "replay; see --help).",
+        "replay, resume; see --help).",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="files or folders to read when the window opens")

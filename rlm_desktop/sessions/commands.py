@@ -110,3 +110,23 @@ def run_replay(args: argparse.Namespace) -> int:
         saved = f" (saved as {new_id})" if new_id else ""
         print(f"replay of {original_id}{saved}: {verdict}")
     return EXIT_OK if data["reproduced"] else EXIT_FAILED
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    """Carry on an investigation that was cut short: the record, then the model live."""
+    from rlm_desktop.ask import report
+    from rlm_desktop.sessions.replay import rerun
+    from rlm_desktop.settings import resolve_endpoint
+
+    base_url, api_key = resolve_endpoint(args.base_url, args.api_key)
+    try:
+        with Store() as store:
+            original_id = store.resolve(args.investigation)
+            new_id, result, _ = rerun(store, original_id, replay=False, resume=True,
+                                      save=not args.no_save, base_url=base_url,
+                                      api_key=api_key)
+    except (StoreError, KeyError, ValueError) as exc:
+        return _usage(exc)
+    saved = f" as {new_id}" if new_id else ""
+    print(f"rlm-desktop: resumed {original_id}{saved}", file=sys.stderr)
+    return report(result, as_json=args.json, investigation=new_id)

@@ -4,6 +4,7 @@ the whole run would have given, and the server saw only the calls after the stop
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,34 @@ def test_resuming_keeps_the_recorded_models(tmp_path: Path, app_home: Path) -> N
                           api_key="today")
         assert plan.config.model == "gpt-4o" and plan.config.base_url == "http://x/v1"
         assert plan.mode == "resume"
+
+
+def test_resume_from_the_command_line(tmp_path: Path, app_home: Path) -> None:
+    from conftest import cli
+
+    tickets = write_tickets(tmp_path / "tickets.csv", count=300)
+    documents = ingest([tickets.path]).documents
+    with ScriptedServer(TICKETS_SCRIPT, [billing_rule()]) as server:
+        with Store() as store:
+            config = RunConfig(base_url=server.base_url, api_key="sk-cli-resume-key",
+                               model="gpt-4o", sub_model="gpt-4o-mini")
+            recorder = Recorder(store)
+            first = recorder.begin(TICKETS_QUESTION, documents, config)
+            run = Run(documents, TICKETS_QUESTION, recorder.configure(config))
+            run.trace.subscribe(recorder)
+            run.trace.subscribe(lambda e: run.cancel() if (
+                e.type == "end" and e.node.kind == "root_call") else None)
+            recorder.finish(run.execute_sync())
+        asked = len(server.requests)
+        done = cli("resume", first[:12], "--base-url", server.base_url, "--api-key",
+                   "sk-cli-resume-key", "--json", home=app_home)
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)
+        assert data["status"] == "completed"
+        assert data["answer"] == f"{tickets.billing_by_three} billing questions"
+        assert data["investigation"] and data["investigation"] != first
+        assert f"resumed {first}" in done.stderr
+        assert sum(1 for r in server.requests[asked:] if r.role == "root") == 3
+        assert "sk-cli-resume-key" not in done.stdout + done.stderr
+    missing = cli("resume", "nope", home=app_home)
+    assert missing.returncode == 2 and "rlm-desktop:" in missing.stderr
