@@ -88,6 +88,10 @@ class HistoryPanel(QWidget):
         self.live_action.setToolTip("Run it again against the model in use now (Settings, "
                                     "or the scripted server in the demo)")
         self.live_action.triggered.connect(lambda: self._rerun("live"))
+        self.other_models_action = rerun_menu.addAction("Live, with other models…")
+        self.other_models_action.setToolTip("Choose the root and child models for this run "
+                                            "(same endpoint and key as now)")
+        self.other_models_action.triggered.connect(lambda: self._rerun("choose"))
         self.rerun_button.setMenu(rerun_menu)
         self.export_button = QToolButton()
         self.export_button.setText("Export")

@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self._viewer_dock: QDockWidget | None = None
         self._sandbox = "sandbox: not yet known"
         self.settings_dialog: Any = None   # the settings dialog while it is open
+        self.models_dialog: Any = None     # the rerun's model choice while it is open
         self._demo_server: Any = None      # the scripted server while in demo mode
         self._store: Store | None = None   # saved investigations, opened on first use
         self._store_error: str | None = None
@@ -935,7 +936,8 @@ class MainWindow(QMainWindow):
         return list(self._checks or ())
 
     @Slot(str, str)
-    def rerun_investigation(self, investigation_id: str, mode: str | bool) -> bool:
+    def rerun_investigation(self, investigation_id: str, mode: str | bool,
+                            models: tuple[str, str] | None = None) -> bool:
         """Run a saved investigation again: "replay" from its record (no model calls),
         "live" with the current model, or "resume": its record up to where it stopped, then
         its own models live. Its files are read again in the background first. (True and
@@ -952,14 +954,20 @@ class MainWindow(QMainWindow):
             return False
         if isinstance(mode, bool):
             mode = "replay" if mode else "live"
-        replay = mode == "replay"
         current = self.current_config()
+        if mode == "choose":
+            models = models or self._ask_models(current.model, current.child_model)
+            if models is None:
+                return False
+            mode = "live"
+        replay = mode == "replay"
         # Live and resume: exactly the endpoint in use now (None is the client's default,
         # OpenAI), so today's key never goes to the endpoint the record was made with.
         options: dict[str, Any] = {} if replay else {
             "base_url": current.base_url, "api_key": current.api_key}
         if mode == "live":
-            options.update(model=current.model, sub_model=current.child_model)
+            root, child = models or (current.model, current.child_model)
+            options.update(model=root, sub_model=child)
         elif mode == "resume":
             options["resume"] = True
         self._plans += 1
@@ -998,6 +1006,34 @@ class MainWindow(QMainWindow):
                                              **options),
                           planned, failed, name="rlm-plan-rerun")
         return True
+
+    def _ask_models(self, root: str, child: str) -> tuple[str, str] | None:
+        """The root and child models for a live rerun (None when the user cancels)."""
+        from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout
+
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Rerun with other models")
+        root_edit, child_edit = QLineEdit(root), QLineEdit(child)
+        form = QFormLayout(dialog)
+        form.addRow(QLabel("The investigation runs again, live, through the endpoint and "
+                           "key in use now."))
+        form.addRow("&Root model:", root_edit)
+        form.addRow("&Child model:", child_edit)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        form.addRow(buttons)
+        self.models_dialog = dialog     # reachable while open (tests)
+        try:
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return None
+            chosen = root_edit.text().strip(), child_edit.text().strip() or \
+                root_edit.text().strip()
+        finally:
+            self.models_dialog = None
+            dialog.deleteLater()
+        return chosen if chosen[0] else None
 
     def export_investigation(self, investigation_id: str, fmt: str, target: Path) -> bool:
         """Write an investigation as an HTML report, JSON or CSV of citations."""

@@ -234,3 +234,36 @@ def test_a_cancelled_run_is_resumed_from_the_history(qtbot: Any, window: MainWin
     assert answered >= 2 and live_turns == 5 - answered
     qtbot.waitUntil(lambda: window.history.list.topLevelItemCount() == 2)
     assert window.history.list.topLevelItem(0).text(3) == "completed (resumed)"
+
+
+def test_a_live_rerun_with_other_models(qtbot: Any, window: MainWindow,
+                                        demo_result: RunResult) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QLineEdit
+
+    saved = window.investigation_id
+
+    def choose() -> None:
+        dialog = window.models_dialog
+        assert dialog is not None
+        root, child = dialog.findChildren(QLineEdit)
+        assert root.text() == demo.MODEL          # prefilled with the models in use
+        root.setText("bigger-model")
+        child.setText("smaller-model")
+        dialog.accept()
+
+    QTimer.singleShot(100, choose)
+    with qtbot.waitSignal(window.runFinished, timeout=120_000) as finished:
+        assert window.rerun_investigation(saved, "choose")
+    assert finished.args[0].status == "completed"
+    store = window.store()
+    assert store is not None
+    rerun = store.load(window.investigation_id)
+    assert (rerun.model, rerun.sub_model) == ("bigger-model", "smaller-model")
+    assert rerun.replay_of == saved and rerun.settings["rerun"] == "live"
+    qtbot.waitUntil(lambda: window.history.list.topLevelItemCount() == 2)
+    assert window.history.list.topLevelItem(0).text(3) == "completed (live rerun)"
+    # Cancelling the choice starts nothing.
+    QTimer.singleShot(100, lambda: window.models_dialog.reject())  # noqa: PLW0108 - made later
+    assert not window.rerun_investigation(saved, "choose")
+    assert window.bridge.run is None
