@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import Recorded, record_run
+from sessions_support import Recorded, record_run
 
 from rlm_desktop.cli import main
 from rlm_desktop.sessions.export import CSV_COLUMNS, report_digest, to_csv, to_html, to_json

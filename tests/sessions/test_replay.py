@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Recorded
+from sessions_support import Recorded
 
 from rlm_desktop.cli import main
 from rlm_desktop.engine.client import Completion, ModelClient, ModelRequest, ReplayMiss

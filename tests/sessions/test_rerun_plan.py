@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from rlm_desktop.sessions.replay import plan_rerun
 
 if TYPE_CHECKING:
-    from conftest import Recorded
+    from sessions_support import Recorded
 
 
 def test_live_rerun_never_sends_todays_key_to_the_recorded_endpoint(

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sessions_support import cli
 
 from rlm_desktop.corpus.ingest import ingest
 from rlm_desktop.engine.budget import Limits
@@ -83,8 +84,6 @@ def test_resuming_keeps_the_recorded_models(tmp_path: Path, app_home: Path) -> N
 
 
 def test_resume_from_the_command_line(tmp_path: Path, app_home: Path) -> None:
-    from conftest import cli
-
     tickets = write_tickets(tmp_path / "tickets.csv", count=300)
     documents = ingest([tickets.path]).documents
     with ScriptedServer(TICKETS_SCRIPT, [billing_rule()]) as server:

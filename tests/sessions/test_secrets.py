@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Recorded, record_run
+from sessions_support import Recorded, record_run
 
 from rlm_desktop.sessions.export import to_csv, to_html, to_json
 from rlm_desktop.sessions.recorder import public_url

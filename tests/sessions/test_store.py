@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Recorded
+from sessions_support import Recorded
 
 from rlm_desktop import paths
 from rlm_desktop.engine import prompts
