@@ -15,9 +15,7 @@ from rlm_desktop.engine.run import Run, RunConfig, RunResult
 from rlm_desktop.engine.trace import TraceNode
 from rlm_desktop.sessions.recorder import Recorder
 from rlm_desktop.sessions.store import Store
-from rlm_desktop.testing.scenarios import (
-    Tickets,
-)
+from rlm_desktop.testing.scenarios import Tickets
 from rlm_desktop.testing.server import ScriptedServer
 
 CANARY = "sk-canary-7d1e5a9b3c0f"
