@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -255,11 +256,15 @@ class FileCheck:
     detail: str | None = None    # why a file counts as missing (e.g. permission denied)
 
 
-def check_files(investigation: Investigation) -> list[FileCheck]:
+def check_files(investigation: Investigation,
+                cancel: threading.Event | None = None) -> list[FileCheck]:
     """Hash every source file again: ok, changed (sha256 differs) or missing. Reads every
-    byte of the corpus, so the GUI runs it in the background."""
+    byte of the corpus, so the GUI runs it in the background; `cancel` stops it between
+    files (what was checked so far is returned)."""
     checks = []
     for path, recorded in source_files(investigation.corpus).items():
+        if cancel is not None and cancel.is_set():
+            break
         try:
             with open(path, "rb") as handle:
                 current = hashlib.file_digest(handle, "sha256").hexdigest()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,7 @@ class MainWindow(QMainWindow):
         self._planning = 0        # a rerun whose files are being read (generation number)
         self._plans = 0
         self._closing = False
+        self._stop_checks = threading.Event()   # stops the file check of a reopen
 
         self.bridge = RunBridge(self)
         self.bridge.events.connect(self._on_events)
@@ -886,7 +888,9 @@ class MainWindow(QMainWindow):
                 self._checks = checks
                 self._show_record_banner(self._reopened, checks)
 
-        run_in_background(lambda: check_files(investigation), checked,
+        self._stop_checks.set()            # an earlier reopen's check is no longer wanted
+        stop = self._stop_checks = threading.Event()
+        run_in_background(lambda: check_files(investigation, stop), checked,
                           lambda exc, details: None, name="rlm-check-files")
         return True
 
@@ -1115,6 +1119,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closing = True
+        self._stop_checks.set()
         self._store_error = "the window is closed"   # never reopened after this
         self.save_layout()
         self.corpus.cancel_ingestion()

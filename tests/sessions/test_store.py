@@ -160,3 +160,13 @@ def test_references_resolve_by_id_prefix_or_last(recorded: Recorded) -> None:
         store.resolve("1999")
     with pytest.raises(KeyError, match="no investigation"):
         store.resolve("%")
+
+
+def test_file_checks_stop_when_asked(recorded: Recorded) -> None:
+    import threading
+
+    investigation = recorded.store.load(recorded.id)
+    stop = threading.Event()
+    stop.set()
+    assert check_files(investigation, stop) == []
+    assert len(check_files(investigation, threading.Event())) == 1
