@@ -74,6 +74,14 @@ class ReplayCache:
             return None
         answers = self.recorded.get(request.key, [])
         if occurrence >= len(answers) and self.then_live:
+            if self.served == 0 and self.recorded:
+                # Not one recorded response fits the first request: the documents, settings
+                # or prompt changed, and "resuming" would silently run everything again.
+                where = f"investigation {self.source}" if self.source else "the record"
+                raise ReplayMiss(
+                    f"{where} does not match this run from its first step (the documents, "
+                    "settings or prompt version differ): nothing to resume; rerun it live "
+                    "instead")
             self.live += 1
             self._pending[id(request)] = (occurrence, self.steps)
             return None

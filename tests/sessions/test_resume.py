@@ -110,3 +110,27 @@ def test_resume_from_the_command_line(tmp_path: Path, app_home: Path) -> None:
         assert "sk-cli-resume-key" not in done.stdout + done.stderr
     missing = cli("resume", "nope", home=app_home)
     assert missing.returncode == 2 and "rlm-desktop:" in missing.stderr
+
+
+def test_resuming_a_run_whose_files_changed_refuses_instead_of_running_all_live(
+        tmp_path: Path, app_home: Path) -> None:
+    tickets = write_tickets(tmp_path / "tickets.csv", count=200)
+    documents = ingest([tickets.path]).documents
+    with ScriptedServer(TICKETS_SCRIPT, [billing_rule()]) as server, Store() as store:
+        config = RunConfig(base_url=server.base_url, api_key="k" * 12, model="gpt-4o",
+                           sub_model="gpt-4o-mini")
+        recorder = Recorder(store)
+        first = recorder.begin(TICKETS_QUESTION, documents, config)
+        run = Run(documents, TICKETS_QUESTION, recorder.configure(config))
+        run.trace.subscribe(recorder)
+        run.trace.subscribe(lambda e: run.cancel() if (
+            e.type == "end" and e.node.kind == "root_call") else None)
+        recorder.finish(run.execute_sync())
+        with tickets.path.open("a", encoding="utf-8") as handle:
+            handle.write("#99999 | 2026-03-30 | x@example.com | one more ticket\n")
+        asked = len(server.requests)
+        _, result, _ = rerun(store, first, replay=False, resume=True,
+                             base_url=server.base_url, api_key="k" * 12)
+        assert result.status == "error"
+        assert "nothing to resume" in (result.error or "")
+        assert len(server.requests) == asked          # no model call was made
