@@ -73,7 +73,9 @@ def shipped() -> list[Shipped]:
     for dist in closure():
         item = Shipped(dist.metadata["Name"], dist.version, licence_of(dist))
         for file in dist.files or ():
-            if any(word in file.name.upper() for word in LICENSE_WORDS):
+            # A licence file by its name, or anything under a licences folder (PEP 639's
+            # dist-info/licenses/, pypdfium2's BUILD_LICENSES/: PDFium's own components).
+            if any(word in part.upper() for part in file.parts for word in LICENSE_WORDS):
                 path = Path(str(dist.locate_file(file)))
                 if path.is_file():
                     item.texts.append((str(file), path.read_text(encoding="utf-8",
@@ -85,9 +87,12 @@ def shipped() -> list[Shipped]:
 
 
 def python_licence() -> str:
-    path = Path(sysconfig.get_paths()["stdlib"]) / "LICENSE.txt"
-    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else (
-        "Python Software Foundation License Version 2: https://docs.python.org/3/license.html")
+    # Unix installs keep it beside the standard library, Windows at the install's root.
+    for path in (Path(sysconfig.get_paths()["stdlib"]) / "LICENSE.txt",
+                 Path(sys.base_prefix) / "LICENSE.txt"):
+        if path.is_file():
+            return path.read_text(encoding="utf-8", errors="replace")
+    raise FileNotFoundError("Python's LICENSE.txt is not where CPython installs it")
 
 
 def render() -> str:

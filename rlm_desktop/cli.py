@@ -91,6 +91,13 @@ def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                         help="an id from `rlm-desktop history`, a unique prefix, or 'last'")
     resume.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint")
     resume.add_argument("--api-key", metavar="KEY", help="API key for the endpoint")
+    resume.add_argument("--max-iterations", type=_positive_int, metavar="N",
+                        help="new limits (default: the recorded ones, which stop it again "
+                             "where it stopped if one of them did)")
+    resume.add_argument("--max-subcalls", type=_non_negative_int, metavar="N")
+    resume.add_argument("--max-tokens", type=_positive_int, metavar="N")
+    resume.add_argument("--max-cost", type=_non_negative_float, metavar="USD")
+    resume.add_argument("--timeout", type=_positive_float, metavar="S")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
     resume.add_argument("--no-save", action="store_true",
                         help="do not save the resumed run as a new investigation")

@@ -114,19 +114,55 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def run_resume(args: argparse.Namespace) -> int:
     """Carry on an investigation that was cut short: the record, then the model live."""
-    from rlm_desktop.ask import report
-    from rlm_desktop.sessions.replay import rerun
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    from rlm_desktop.ask import LiveTree, report
+    from rlm_desktop.sessions.replay import config_of, plan_rerun, run_plan
     from rlm_desktop.settings import resolve_endpoint
 
     base_url, api_key = resolve_endpoint(args.base_url, args.api_key)
+    overrides = {"max_iterations": args.max_iterations, "max_subcalls": args.max_subcalls,
+                 "max_tokens": args.max_tokens, "max_cost_usd": args.max_cost,
+                 "timeout_s": args.timeout}
     try:
         with Store() as store:
             original_id = store.resolve(args.investigation)
-            new_id, result, _ = rerun(store, original_id, replay=False, resume=True,
-                                      save=not args.no_save, base_url=base_url,
-                                      api_key=api_key)
-    except (StoreError, KeyError, ValueError) as exc:
+            original = store.load(original_id)
+            recorded_url = original.settings.get("base_url")
+            host = urlsplit(base_url or "https://api.openai.com/v1").hostname
+            if args.base_url is None and host != urlsplit(
+                    recorded_url or "https://api.openai.com/v1").hostname:
+                # The conversation holds document excerpts: it goes to another server
+                # only when the user names it.
+                raise ValueError(
+                    f"it was recorded with {recorded_url or 'OpenAI'}; resuming sends its "
+                    f"conversation (with document excerpts) to {base_url or 'OpenAI'}: "
+                    "pass --base-url to say where it should go")
+            limits = dataclasses.replace(config_of(original).limits, **{
+                k: v for k, v in overrides.items() if v is not None})
+            plan = plan_rerun(store, original_id, replay=False, resume=True,
+                              base_url=base_url, api_key=api_key, limits=limits)
+            if plan.config.replay is not None:
+                print(f"rlm-desktop: resuming {original_id} ({original.status})",
+                      file=sys.stderr)
+            tree = [] if args.json else [LiveTree(sys.stdout)]
+            new_id, result, _ = run_plan(store, plan, save=not args.no_save,
+                                         subscribers=tree)
+            failure = store.write_failure
+    except (StoreError, ValueError, KeyError) as exc:
         return _usage(exc)
-    saved = f" as {new_id}" if new_id else ""
-    print(f"rlm-desktop: resumed {original_id}{saved}", file=sys.stderr)
+    cache = plan.config.replay
+    served = getattr(cache, "served", 0)
+    live = getattr(cache, "live", 0)
+    saved = f", saved as {new_id}" if new_id else ""
+    print(f"rlm-desktop: {served} model calls from the record, {live} live{saved}",
+          file=sys.stderr)
+    if live == 0 and result.status != "completed":
+        print("rlm-desktop: nothing new was done: it stopped where the record stops "
+              "(raise the limit that stopped it, e.g. --max-cost or --max-iterations)",
+              file=sys.stderr)
+    if failure:
+        print(f"rlm-desktop: warning: the resumed run was not saved completely: {failure}",
+              file=sys.stderr)
     return report(result, as_json=args.json, investigation=new_id)

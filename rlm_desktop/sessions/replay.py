@@ -117,18 +117,32 @@ class RerunPlan:
     mode: str = "replay"          # "replay" | "live" | "resume": recorded with the rerun
 
 
+# What a resume can carry on: runs cut short. Not `completed` (nothing is left to do) and
+# not `running` (its process may still be calling the model).
+RESUMABLE = frozenset({"interrupted", "cancelled", "timeout", "budget_exhausted",
+                       "max_iterations", "error"})
+
+
 def plan_rerun(store: Store, investigation_id: str, *, replay: bool = True,
                documents: Sequence[Document] | None = None, base_url: str | None = None,
                api_key: str | None = None, model: str | None = None,
-               sub_model: str | None = None, resume: bool = False) -> RerunPlan:
+               sub_model: str | None = None, resume: bool = False,
+               limits: Limits | None = None) -> RerunPlan:
     """Prepare to run a saved investigation again: the same question, files (read again
     from their paths unless `documents` is given), limits and sandbox policy. With `replay`
     every model response comes from the record (no endpoint or key needed); without it the
     run is live, optionally with another endpoint or models. `resume` continues a run that
     was cut short: the recorded responses bring it back to where it stopped (at no cost),
-    then the same models are called live through `base_url` / `api_key` for the rest."""
+    then the same models are called live through `base_url` / `api_key` for the rest; its
+    files must be unchanged, and `limits` (e.g. a raised budget) replace the recorded ones,
+    which would stop it again at the same step. ValueError says why a resume cannot be."""
     investigation = store.load(investigation_id)
     if resume:
+        if investigation.status not in RESUMABLE:
+            raise ValueError(
+                "this investigation is still running" if investigation.status == "running"
+                else f"this investigation ended {investigation.status}: there is nothing "
+                     "to resume (replay it, or rerun it live)")
         if (model and model != investigation.model) or (
                 sub_model and sub_model != investigation.sub_model):
             raise ValueError("resuming continues with the recorded models; to try other "
@@ -145,12 +159,16 @@ def plan_rerun(store: Store, investigation_id: str, *, replay: bool = True,
         read = ingest(list(source_files(investigation.corpus)))
         documents = read.documents
         skipped = [f"{f.path}: {f.error}" for f in read.failed]
+    if resume:
+        _same_files(investigation, documents, skipped)
     cached = replay or resume
     config = config_of(investigation, replay=ReplayCache(
         store.responses(investigation.id), source=investigation.id, then_live=resume)
         if cached else None)
     # A live rerun goes where it is told (None: the client's default, OpenAI), never to the
     # recorded endpoint with today's key; a replay calls nothing, so it keeps the record's.
+    if limits is not None:
+        config = dataclasses.replace(config, limits=limits)
     config = dataclasses.replace(
         config, api_key=api_key,
         base_url=(base_url or config.base_url) if replay and not resume else base_url,
@@ -159,6 +177,24 @@ def plan_rerun(store: Store, investigation_id: str, *, replay: bool = True,
     mode = "resume" if resume else "replay" if replay else "live"
     return RerunPlan(investigation.question, list(documents), config, investigation.id,
                      skipped, mode)
+
+
+def _same_files(investigation: Investigation, documents: Sequence[Document],
+                skipped: Sequence[str]) -> None:
+    """A resume carries on from recorded answers about these files: they must be the same
+    bytes. ValueError names the ones that are missing or changed."""
+    recorded = source_files(investigation.corpus)
+    now = {path: doc.sha256 for doc in documents for path in (doc.path, *doc.paths)}
+    missing = [p for p in recorded if p not in now]
+    changed = [p for p, digest in recorded.items() if p in now and now[p] != digest]
+    if missing or changed or skipped:
+        parts = []
+        if changed:
+            parts.append("changed since: " + ", ".join(changed[:5]))
+        if missing:
+            parts.append("missing or unreadable: " + ", ".join(missing[:5]))
+        raise ValueError("its files are not what the recorded run read ("
+                         + "; ".join(parts) + "): nothing to resume; rerun it live")
 
 
 def config_of(investigation: Investigation, *, replay: ReplayCache | None = None
@@ -183,16 +219,24 @@ def config_of(investigation: Investigation, *, replay: ReplayCache | None = None
 def rerun(store: Store, investigation_id: str, *, replay: bool = True, save: bool = True,
           documents: Sequence[Document] | None = None, base_url: str | None = None,
           api_key: str | None = None, model: str | None = None,
-          sub_model: str | None = None, resume: bool = False,
+          sub_model: str | None = None, resume: bool = False, limits: Limits | None = None,
           ) -> tuple[str | None, RunResult, list[TraceNode]]:
     """Run a saved investigation again, here and now (blocking), and record it as a new
     investigation (unless `save` is false). Returns (new id or None, result, its steps)."""
+    plan = plan_rerun(store, investigation_id, replay=replay, documents=documents,
+                      base_url=base_url, api_key=api_key, model=model, sub_model=sub_model,
+                      resume=resume, limits=limits)
+    return run_plan(store, plan, save=save)
+
+
+def run_plan(store: Store, plan: RerunPlan, *, save: bool = True,
+             subscribers: Sequence[Any] = ()) -> tuple[str | None, RunResult, list[TraceNode]]:
+    """Run a planned rerun (blocking), recorded unless `save` is false; `subscribers` hear
+    its trace events (e.g. the CLI's live tree). After it, `plan.config.replay` (a
+    ReplayCache) tells how many calls came from the record (`served`) and went live."""
     from rlm_desktop.engine.run import Run
     from rlm_desktop.sessions.recorder import Recorder
 
-    plan = plan_rerun(store, investigation_id, replay=replay, documents=documents,
-                      base_url=base_url, api_key=api_key, model=model, sub_model=sub_model,
-                      resume=resume)
     config = plan.config
     recorder = None
     new_id = None
@@ -204,14 +248,17 @@ def rerun(store: Store, investigation_id: str, *, replay: bool = True, save: boo
     run = Run(plan.documents, plan.question, config)
     if recorder is not None:
         run.trace.subscribe(recorder)
+    for subscriber in subscribers:
+        run.trace.subscribe(subscriber)
     result = run.execute_sync()
     if recorder is not None:
         recorder.finish(result)
     return new_id, result, sorted(run.trace.nodes.values(), key=lambda n: n.id)
 
 
-# Times differ from run to run, and so may the retries a server needed; nothing else may.
-_VOLATILE = ("started", "ended", "retries")
+# Times differ from run to run, and so may the retries a server needed and the sandbox level
+# the machine reached; nothing else may.
+_VOLATILE = ("started", "ended", "retries", "sandbox_level")
 
 
 def step_signature(node: TraceNode) -> dict[str, Any]:

@@ -449,16 +449,38 @@ def _usage_of_nodes(rows: list[tuple[Any, ...]]) -> Usage:
 
 
 def process_marker(pid: int | None = None) -> str | None:
-    """Something that tells this process from a later one given the same pid, on every
-    system: the boot time and the process's creation time (psutil); None when it cannot be
-    read (the pid alone is then used)."""
+    """Something that tells this process from a later one given the same pid. Linux: the
+    boot id and the start time in clock ticks since boot (neither moves when the wall clock
+    is set). Elsewhere: "ct:" and the creation time psutil reports (compared with a
+    tolerance, see `same_process`). None when it cannot be read (the pid alone is used)."""
+    pid = os.getpid() if pid is None else pid
+    if sys.platform.startswith("linux"):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        except OSError:
+            return None
+        fields = stat.rsplit(")", 1)[-1].split()
+        return f"{boot}:{fields[19]}" if len(fields) >= 20 else None
     import psutil
 
     try:
-        process = psutil.Process(os.getpid() if pid is None else pid)
-        return f"{psutil.boot_time():.0f}:{process.create_time():.3f}"
+        return f"ct:{psutil.Process(pid).create_time():.3f}"
     except (psutil.Error, OSError):
         return None
+
+
+CREATE_TIME_SLACK_S = 2.0   # psutil derives creation times from a boot time that can drift
+
+
+def same_process(recorded: str, now: str) -> bool:
+    """Whether two markers name one process (creation times within CREATE_TIME_SLACK_S)."""
+    if recorded.startswith("ct:") and now.startswith("ct:"):
+        try:
+            return abs(float(recorded[3:]) - float(now[3:])) <= CREATE_TIME_SLACK_S
+        except ValueError:
+            return False
+    return recorded == now
 
 
 def process_alive(pid: int | None, marker: str | None) -> bool:
@@ -477,4 +499,7 @@ def process_alive(pid: int | None, marker: str | None) -> bool:
         pass               # exists, owned by someone else
     except (psutil.Error, OSError):
         return False
-    return marker is None or process_marker(pid) in (None, marker)
+    if marker is None:
+        return True
+    now = process_marker(pid)
+    return now is None or same_process(marker, now)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from rlm_desktop.sessions.investigation import InvestigationSummary
+from rlm_desktop.sessions.replay import RESUMABLE
 from rlm_desktop.ui.richtext import tooltip
 
 ID_ROLE = int(Qt.ItemDataRole.UserRole) + 1
@@ -131,6 +132,7 @@ class HistoryPanel(QWidget):
                 summary.corpus, status,
                 f"${summary.cost_usd:.4f}" if summary.cost_usd else "—"])
             item.setData(DATE, ID_ROLE, summary.id)
+            item.setData(STATUS, ID_ROLE, summary.status)
             item.setToolTip(QUESTION, tooltip(summary.question))
             item.setToolTip(DOCUMENTS, f"{summary.documents:,} documents in "
                                        f"{summary.files:,} files")
@@ -173,6 +175,11 @@ class HistoryPanel(QWidget):
         for widget in (self.open_button, self.rerun_button, self.delete_button):
             widget.setEnabled(chosen and not self._busy)
         self.export_button.setEnabled(chosen)
+        item = self.list.currentItem()
+        status = item.data(STATUS, ID_ROLE) if item is not None and chosen else None
+        self.resume_action.setEnabled(status in RESUMABLE)
+        self.resume_action.setText("Resume: the record, then live" if status in RESUMABLE
+                                   else "Resume (only for a run cut short)")
 
     def _emit_selected(self, signal: Signal) -> None:
         chosen = self.selected_id()

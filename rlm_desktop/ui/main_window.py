@@ -131,6 +131,7 @@ class MainWindow(QMainWindow):
         self._plans = 0
         self._closing = False
         self._stop_checks = threading.Event()   # stops the file check of a reopen
+        self._resume_cache: Any = None   # the ReplayCache of a resume under way
 
         self.bridge = RunBridge(self)
         self.bridge.events.connect(self._on_events)
@@ -638,6 +639,14 @@ class MainWindow(QMainWindow):
             if failure:
                 QTimer.singleShot(0, lambda: self._warn_not_saved(failure))
             QTimer.singleShot(0, self.refresh_history)
+        cache, self._resume_cache = self._resume_cache, None
+        if cache is not None:
+            resumed = (f"Resumed: {cache.served} model calls from the record, {cache.live} "
+                       "live")
+            if cache.live == 0 and result.status != "completed":
+                resumed += (" — nothing new was done: it stopped where the record stops "
+                            "(raise the limit that stopped it in Settings)")
+            QTimer.singleShot(0, lambda: self.statusBar().showMessage(resumed, 0))
         self._tokens = result.usage.total_tokens
         self._cost = result.cost_usd
         level = result.sandbox.get("level") if result.sandbox else None
@@ -884,6 +893,8 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
         def checked(checks: list[FileCheck], shown: str = investigation.id) -> None:
+            if stop.is_set():
+                return          # stopped part way: its list is not the whole answer
             if self._investigation_id == shown and self._reopened is not None:
                 self._checks = checks
                 self._show_record_banner(self._reopened, checks)
@@ -973,7 +984,11 @@ class MainWindow(QMainWindow):
             root, child = models or (current.model, current.child_model)
             options.update(model=root, sub_model=child)
         elif mode == "resume":
-            options["resume"] = True
+            # The limits in Settings now (a run stopped by a budget resumes with the one
+            # raised there), and a word before its conversation goes to another server.
+            options.update(resume=True, limits=current.limits)
+            if not self._confirm_resume_endpoint(investigation_id, current.base_url):
+                return False
         self._plans += 1
         generation = self._planning = self._plans
         self._update_actions()
@@ -994,6 +1009,7 @@ class MainWindow(QMainWindow):
                     f"{len(plan.skipped)} file(s) could not be read again; running on the "
                     "rest.", 10000)
             self.question.setPlainText(plan.question)
+            self._resume_cache = plan.config.replay if plan.mode == "resume" else None
             if self._start(plan.documents, plan.question, plan.config,
                            replay_of=plan.replay_of, rerun=plan.mode):
                 self.statusBar().showMessage({
@@ -1010,6 +1026,25 @@ class MainWindow(QMainWindow):
                                              **options),
                           planned, failed, name="rlm-plan-rerun")
         return True
+
+    def _confirm_resume_endpoint(self, investigation_id: str, base_url: str | None) -> bool:
+        """Resuming sends the run's conversation, document excerpts included, to the
+        endpoint in use now: ask first when that is another server than the recorded one."""
+        from urllib.parse import urlsplit
+
+        investigation = self._load(investigation_id)
+        if investigation is None:
+            return False
+        recorded = investigation.settings.get("base_url")
+        default = "https://api.openai.com/v1"
+        if urlsplit(recorded or default).hostname == urlsplit(base_url or default).hostname:
+            return True
+        answer = QMessageBox.question(
+            self, "Resume on another server",
+            f"This investigation was recorded with {recorded or 'OpenAI'}. Resuming sends "
+            "its conversation, with the document excerpts in it, to "
+            f"{base_url or 'OpenAI'}, the endpoint in Settings now.\n\nResume there?")
+        return answer == QMessageBox.StandardButton.Yes
 
     def _ask_models(self, root: str, child: str) -> tuple[str, str] | None:
         """The root and child models for a live rerun (None when the user cancels)."""

@@ -32,3 +32,7 @@ def test_notices_cover_the_runtime_and_only_it() -> None:
     assert "PYTHON SOFTWARE FOUNDATION LICENSE" in text
     openai = next(i for i in notices.shipped() if i.name == "openai")
     assert openai.licence == "Apache-2.0" and openai.texts
+    # PDFium's own components (FreeType, ICU, OpenJPEG, ...) carry their notices too.
+    pdfium = next(i for i in notices.shipped() if i.name == "pypdfium2")
+    names = " ".join(name.lower() for name, _ in pdfium.texts)
+    assert "freetype" in names and "icu" in names

@@ -43,3 +43,16 @@ def test_an_unfinished_run_shows_what_its_calls_cost(recorded: Recorded) -> None
     [summary] = store.history()
     assert abs(summary.cost_usd - spent) < 1e-9
     assert json.dumps(summary.to_json())
+
+
+def test_records_made_before_sandbox_level_still_replay_as_the_same_steps() -> None:
+    from rlm_desktop.engine.trace import TraceNode
+    from rlm_desktop.sessions.replay import same_steps
+
+    old = TraceNode(id=1, parent=None, kind="run", depth=0, input={"q": 1}, started=1.0,
+                    ended=2.0)
+    new = TraceNode(id=1, parent=None, kind="run", depth=0, input={"q": 1}, started=5.0,
+                    ended=9.0, extra={"sandbox_level": "full"})
+    assert same_steps([old], [new])
+    assert not same_steps([old], [TraceNode(id=1, parent=None, kind="run", depth=0,
+                                            input={"q": 2}, started=1.0, ended=2.0)])

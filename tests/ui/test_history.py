@@ -234,6 +234,13 @@ def test_a_cancelled_run_is_resumed_from_the_history(qtbot: Any, window: MainWin
     assert answered >= 2 and live_turns == 5 - answered
     qtbot.waitUntil(lambda: window.history.list.topLevelItemCount() == 2)
     assert window.history.list.topLevelItem(0).text(3) == "completed (resumed)"
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Resumed: "))
+    assert f"{answered} model calls from the record" in window.statusBar().currentMessage()
+    # Resume is offered for the run cut short, not for the completed one.
+    window.history.select(window.investigation_id)
+    assert not window.history.resume_action.isEnabled()
+    window.history.select(cut)
+    assert window.history.resume_action.isEnabled()
 
 
 def test_a_live_rerun_with_other_models(qtbot: Any, window: MainWindow,
