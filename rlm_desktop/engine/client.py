@@ -8,6 +8,7 @@ too, and every retry is reported to the trace so the user sees why a step is slo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import hashlib
 import json
@@ -40,6 +41,7 @@ class Completion:
     model: str
     finish_reason: str | None
     retries: int = 0
+    from_record: bool = False    # served by the response cache: no model was called
 
 
 # attempt, delay in seconds, reason; text streamed by the failed attempt is void after it
@@ -123,7 +125,7 @@ class ModelClient:
         if recorded is not None:
             if on_delta is not None and recorded.text:
                 on_delta(recorded.text)
-            return recorded
+            return dataclasses.replace(recorded, from_record=True)
         result = await self._complete(messages, model, on_delta, max_tokens, on_retry)
         self.cache.save(request, result)
         return result

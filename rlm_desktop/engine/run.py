@@ -301,6 +301,8 @@ class Run:
             self.ledger.release(held)
         cost = self.ledger.spend(model, completion.usage)
         node.usage, node.cost_usd = completion.usage, cost
+        if completion.from_record:     # counted against the limits, but not spent now
+            node.extra["from_record"] = True
         return completion
 
     async def child_call(self, parent: TraceNode, prompt: str, model: str,

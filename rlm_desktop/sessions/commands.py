@@ -147,8 +147,8 @@ def run_resume(args: argparse.Namespace) -> int:
                 print(f"rlm-desktop: resuming {original_id} ({original.status})",
                       file=sys.stderr)
             tree = [] if args.json else [LiveTree(sys.stdout)]
-            new_id, result, _ = run_plan(store, plan, save=not args.no_save,
-                                         subscribers=tree)
+            new_id, result, nodes = run_plan(store, plan, save=not args.no_save,
+                                             subscribers=tree)
             failure = store.write_failure
     except (StoreError, ValueError, KeyError) as exc:
         return _usage(exc)
@@ -156,8 +156,10 @@ def run_resume(args: argparse.Namespace) -> int:
     served = getattr(cache, "served", 0)
     live = getattr(cache, "live", 0)
     saved = f", saved as {new_id}" if new_id else ""
-    print(f"rlm-desktop: {served} model calls from the record, {live} live{saved}",
-          file=sys.stderr)
+    spent = sum(n.cost_usd or 0.0 for n in nodes if not n.extra.get("from_record")
+                and n.kind != "run")
+    print(f"rlm-desktop: {served} model calls from the record, {live} live "
+          f"(${spent:.4f} spent now){saved}", file=sys.stderr)
     if live == 0 and result.status != "completed":
         print("rlm-desktop: nothing new was done: it stopped where the record stops "
               "(raise the limit that stopped it, e.g. --max-cost or --max-iterations)",

@@ -258,7 +258,7 @@ def run_plan(store: Store, plan: RerunPlan, *, save: bool = True,
 
 # Times differ from run to run, and so may the retries a server needed and the sandbox level
 # the machine reached; nothing else may.
-_VOLATILE = ("started", "ended", "retries", "sandbox_level")
+_VOLATILE = ("started", "ended", "retries", "sandbox_level", "from_record")
 
 
 def step_signature(node: TraceNode) -> dict[str, Any]:

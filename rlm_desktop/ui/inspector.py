@@ -119,6 +119,8 @@ def meta_lines(node: TraceNode) -> list[str]:
                      f"{node.usage.total_tokens:,} tokens{estimated}")
     if node.cost_usd is not None:
         lines.append(f"Cost: ${node.cost_usd:.6f}")
+    if node.extra.get("from_record"):
+        lines.append("Answered from the saved record: no model was called now")
     if node.error:
         lines.append(f"Error: {node.error}")
     return lines

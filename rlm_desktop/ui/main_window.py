@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self._started = 0.0
         self._tokens = 0
         self._cost = 0.0
+        self._cost_recorded = 0.0    # part of the cost answered from a record, not spent now
         self._last_result: RunResult | None = None
         self._viewer_dock: QDockWidget | None = None
         self._sandbox = "sandbox: not yet known"
@@ -606,16 +607,26 @@ class MainWindow(QMainWindow):
             if event.type == "end" and node.kind != "run":
                 self._tokens += node.usage.total_tokens if node.usage else 0
                 self._cost += node.cost_usd or 0.0
+                if node.extra.get("from_record"):
+                    self._cost_recorded += node.cost_usd or 0.0
             if selected is not None and node.id == selected.id and event.type == "end":
                 self.inspector.show_node(node)
         self.tokens_label.setText(f"tokens: {self._tokens:,}")   # now, not at the next tick
-        self.cost_label.setText(f"cost: ${self._cost:.4f}")
+        self.cost_label.setText(self._cost_text())
+
+    def _cost_text(self) -> str:
+        """The run's cost; with steps answered from a record, what was spent now besides."""
+        if self._cost_recorded > 0:
+            return (f"cost: ${self._cost:.4f} (${max(0.0, self._cost - self._cost_recorded):.4f}"
+                    " spent now)")
+        return f"cost: ${self._cost:.4f}"
 
     def _reset_view(self) -> None:
         self.model.clear()
         self.inspector.show_node(None)
         self.answer.clear()
         self._tokens, self._cost = 0, 0.0
+        self._cost_recorded = 0.0
         self._last_result = None
         self._investigation_id = None
         self._reopened = None
@@ -684,7 +695,7 @@ class MainWindow(QMainWindow):
         if elapsed is None:
             elapsed = time.monotonic() - self._started if self._started else 0.0
         self.tokens_label.setText(f"tokens: {self._tokens:,}")
-        self.cost_label.setText(f"cost: ${self._cost:.4f}")
+        self.cost_label.setText(self._cost_text())
         self.elapsed_label.setText(f"elapsed: {elapsed:.1f} s")
         self.sandbox_label.setText(self._sandbox)
 
@@ -875,6 +886,8 @@ class MainWindow(QMainWindow):
         result = investigation.result()
         self._last_result = result
         self._tokens, self._cost = result.usage.total_tokens, result.cost_usd
+        self._cost_recorded = sum(n.cost_usd or 0.0 for n in investigation.nodes
+                                  if n.extra.get("from_record"))
         level = investigation.sandbox.get("level") if investigation.sandbox else None
         self._sandbox = f"sandbox: {level}" if level else "sandbox: not recorded"
         note = None

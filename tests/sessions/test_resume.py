@@ -54,6 +54,9 @@ def test_a_cancelled_run_resumes_where_it_stopped(tmp_path: Path, app_home: Path
         new_id, result, nodes = rerun(store, first, replay=False, resume=True,
                                       base_url=server.base_url, api_key="sk-resume-test-key")
         assert result.status == "completed", result.error
+        # The first two turns came from the record and say so; the rest were called now.
+        turns = [n for n in nodes if n.kind == "root_call"]
+        assert [bool(n.extra.get("from_record")) for n in turns] == [True, True, False, False]
         assert result.answer == f"{tickets.billing_by_three} billing questions"
         live = len(server.requests) - asked
         child_calls = sum(1 for n in nodes if n.kind == "llm_query")
@@ -110,6 +113,7 @@ def test_resume_from_the_command_line(tmp_path: Path, app_home: Path) -> None:
         assert data["investigation"] and data["investigation"] != first
         assert f"resuming {first} (cancelled)" in done.stderr
         assert "1 model calls from the record, " in done.stderr
+        assert " spent now)" in done.stderr
         assert sum(1 for r in server.requests[asked:] if r.role == "root") == 3
         assert "sk-cli-resume-key" not in done.stdout + done.stderr
     missing = cli("resume", "nope", home=app_home)
