@@ -12,7 +12,7 @@ from pathlib import Path
 from rlm_desktop.corpus.ingest import ingest
 from rlm_desktop.engine.budget import Limits
 from rlm_desktop.engine.run import Run, RunConfig, RunResult
-from rlm_desktop.engine.trace import TraceNode
+from rlm_desktop.engine.trace import TraceEvent, TraceNode
 from rlm_desktop.sessions.recorder import Recorder
 from rlm_desktop.sessions.store import Store
 from rlm_desktop.testing.scenarios import Tickets
@@ -32,14 +32,25 @@ class Recorded:
 
 
 def record_run(store: Store, server: ScriptedServer, paths: list[Path], question: str,
+               *, stop_after_turn: int | None = None, limits: Limits | None = None,
                ) -> tuple[str, Run, RunResult]:
+    """Run `question` over `paths` against `server`, recorded in `store` (key CANARY);
+    `stop_after_turn` cancels it once that root turn has its answer (a run cut short)."""
     documents = ingest(paths).documents
     config = RunConfig(base_url=server.base_url, api_key=CANARY, model="gpt-4o",
-                       sub_model="gpt-4o-mini", limits=Limits(cell_timeout_s=30.0))
+                       sub_model="gpt-4o-mini", limits=limits or Limits(cell_timeout_s=30.0))
     recorder = Recorder(store)
     investigation = recorder.begin(question, documents, config)
     run = Run(documents, question, recorder.configure(config))
     run.trace.subscribe(recorder)
+    if stop_after_turn is not None:
+        def stop(event: TraceEvent) -> None:
+            node = event.node
+            if (event.type == "end" and node.kind == "root_call"
+                    and node.extra.get("iteration") == stop_after_turn):
+                run.cancel()
+
+        run.trace.subscribe(stop)
     result = run.execute_sync()
     recorder.finish(result)
     return investigation, run, result
