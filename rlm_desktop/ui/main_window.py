@@ -303,10 +303,25 @@ class MainWindow(QMainWindow):
         self._clock.setInterval(250)
         self._clock.timeout.connect(self._update_status)
 
+        self._name_for_assistive_tech()
         self._make_actions()
         self._update_actions()
         self.restore_layout()
         QTimer.singleShot(0, self.refresh_history)   # also marks runs of a crash interrupted
+
+    def _name_for_assistive_tech(self) -> None:
+        """Names screen readers announce for the parts that have no visible label of their
+        own (the labels beside them are separate widgets)."""
+        for widget, name in (
+                (self.question, "Question"), (self.tree, "Steps of the run"),
+                (self.filter, "Filter steps"), (self.kinds_button, "Step kinds shown"),
+                (self.inspector.input.text, "Input of the selected step"),
+                (self.inspector.output.text, "Output of the selected step"),
+                (self.inspector.places, "Places in the documents"),
+                (self.answer.browser, "Answer"), (self.answer.citations, "Citations"),
+                (self.corpus.list, "Documents"), (self.history.list, "Saved investigations"),
+                (self.record_banner, "Saved investigation"), (self.demo_banner, "Demo mode")):
+            widget.setAccessibleName(name)
 
     # -- menus and shortcuts -----------------------------------------------------------------
 

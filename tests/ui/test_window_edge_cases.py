@@ -164,3 +164,10 @@ def test_the_sandbox_level_shows_while_the_run_goes_on(qtbot: Any, window: MainW
     assert during and during[0] == f"sandbox: {level}"
     # Shown while steps were still arriving, not only once the run was over.
     assert seen.index(during[0]) < len(seen) - 3
+
+
+def test_unlabelled_parts_have_names_for_screen_readers(window: MainWindow) -> None:
+    assert window.question.accessibleName() == "Question"
+    assert window.tree.accessibleName() == "Steps of the run"
+    assert window.inspector.output.text.accessibleName() == "Output of the selected step"
+    assert window.history.list.accessibleName() == "Saved investigations"
