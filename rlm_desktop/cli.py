@@ -66,8 +66,7 @@ def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Export a saved investigation: a self-contained HTML report (question, "
         "answer, citations, every step, corpus hashes, settings; its own SHA-256 at the "
         "end), the whole record as JSON, or its citations as CSV.")
-    export.add_argument("investigation", metavar="INVESTIGATION",
-                        help="an id from `rlm-desktop history`, a unique prefix, or 'last'")
+    _investigation_argument(export)
     export.add_argument("--format", "-f", choices=("html", "json", "csv"), default="html")
     export.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
     replay = commands.add_parser(
@@ -75,8 +74,7 @@ def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Run a saved investigation again with every model response taken from "
         "the record: no model is called and nothing is spent. Says whether the steps, answer "
         "and citations were reproduced (exit status 1 when not).")
-    replay.add_argument("investigation", metavar="INVESTIGATION",
-                        help="an id from `rlm-desktop history`, a unique prefix, or 'last'")
+    _investigation_argument(replay)
     replay.add_argument("--json", action="store_true", help="print the result as JSON")
     replay.add_argument("--no-save", action="store_true",
                         help="do not save the replay as a new investigation")
@@ -87,8 +85,7 @@ def _add_sessions(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "(no model call, nothing spent), then its own models carry on live through the "
         "endpoint given here (flag, then OPENAI_BASE_URL / OPENAI_API_KEY, then settings). "
         "Saved as a new investigation.")
-    resume.add_argument("investigation", metavar="INVESTIGATION",
-                        help="an id from `rlm-desktop history`, a unique prefix, or 'last'")
+    _investigation_argument(resume)
     resume.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint")
     resume.add_argument("--api-key", metavar="KEY", help="API key for the endpoint")
     resume.add_argument("--max-iterations", type=_positive_int, metavar="N",
@@ -205,6 +202,11 @@ def _wants_subcommand(args: list[str]) -> bool:
     if any(a in ("-h", "--help", "--version") for a in args):
         return not args or args[0] in (*SUBCOMMANDS, "-h", "--help", "--version")
     return bool(args) and args[0] in SUBCOMMANDS
+
+
+def _investigation_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("investigation", metavar="INVESTIGATION",
+                        help="an id from `rlm-desktop history`, a unique prefix, or 'last'")
 
 
 def build_gui_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,9 @@ from typing import Any
 from rlm_desktop.corpus.document import one_line
 from rlm_desktop.engine.trace import TraceNode
 
-__all__ = ["started_summary", "summarize"]
+CODE_MARKER = "⌗ "   # starts the line of a running code cell (the terminal's marker)
+
+__all__ = ["CODE_MARKER", "started_summary", "summarize"]
 
 
 def started_summary(node: TraceNode) -> str:
@@ -24,7 +26,7 @@ def started_summary(node: TraceNode) -> str:
     if node.kind == "code":
         lines = str(inp or "").strip().splitlines()
         more = " …" if len(lines) > 1 else ""
-        return f"⌗ {lines[0] if lines else ''}{more}"
+        return f"{CODE_MARKER}{lines[0] if lines else ''}{more}"
     if node.kind == "rlm_query":
         question = one_line(str((inp or {}).get("question")), 80)
         return f"rlm_query {question!r} over {(inp or {}).get('target')}"

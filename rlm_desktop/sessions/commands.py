@@ -115,10 +115,9 @@ def run_replay(args: argparse.Namespace) -> int:
 def run_resume(args: argparse.Namespace) -> int:
     """Carry on an investigation that was cut short: the record, then the model live."""
     import dataclasses
-    from urllib.parse import urlsplit
 
     from rlm_desktop.ask import LiveTree, report
-    from rlm_desktop.sessions.replay import config_of, plan_rerun, run_plan
+    from rlm_desktop.sessions.replay import config_of, plan_rerun, run_plan, same_server
     from rlm_desktop.settings import resolve_endpoint
 
     base_url, api_key = resolve_endpoint(args.base_url, args.api_key)
@@ -130,11 +129,7 @@ def run_resume(args: argparse.Namespace) -> int:
             original_id = store.resolve(args.investigation)
             original = store.load(original_id)
             recorded_url = original.settings.get("base_url")
-            host = urlsplit(base_url or "https://api.openai.com/v1").hostname
-            if args.base_url is None and host != urlsplit(
-                    recorded_url or "https://api.openai.com/v1").hostname:
-                # The conversation holds document excerpts: it goes to another server
-                # only when the user names it.
+            if args.base_url is None and not same_server(recorded_url, base_url):
                 raise ValueError(
                     f"it was recorded with {recorded_url or 'OpenAI'}; resuming sends its "
                     f"conversation (with document excerpts) to {base_url or 'OpenAI'}: "

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from rlm_desktop.corpus.document import Document
 from rlm_desktop.engine.budget import Limits, Pricing
@@ -115,6 +116,14 @@ class RerunPlan:
     replay_of: str
     skipped: list[str]            # source files that could not be read again, with reasons
     mode: str = "replay"          # "replay" | "live" | "resume": recorded with the rerun
+
+
+def same_server(recorded_url: str | None, url: str | None) -> bool:
+    """Whether an endpoint is on the host an investigation was recorded with (None is the
+    client's default, OpenAI). A resume sends the run's conversation, document excerpts
+    included, to `url`: on another host only when the user says so."""
+    default = "https://api.openai.com/v1"
+    return urlsplit(recorded_url or default).hostname == urlsplit(url or default).hostname
 
 
 # What a resume can carry on: runs cut short. Not `completed` (nothing is left to do) and

@@ -391,18 +391,19 @@ class Store:
         if head is None:
             raise KeyError(f"no investigation {investigation_id!r}")
         result: dict[str, Any] = json.loads(head[6]) if head[6] else {}
+        steps = [_node(n[0]) for n in nodes]
         return Investigation(
             id=head[0], question=head[1], status=head[2], created=head[3], ended=head[4],
             settings=json.loads(head[5]),
             corpus=[ManifestEntry.from_json(json.loads(d[0])) for d in documents],
-            nodes=[_node(n[0]) for n in nodes],
+            nodes=steps,
             answer=str(result.get("answer") or ""),
             citations=list(result.get("citations") or ()),
             iterations=int(result.get("iterations") or 0),
             subcalls=int(result.get("subcalls") or 0),
-            usage=usage_from_json(result.get("usage")) or _usage_of_nodes(nodes),
+            usage=usage_from_json(result.get("usage")) or _usage_of_calls(steps),
             cost_usd=(float(result.get("cost_usd") or 0.0) if result
-                      else _cost_of_nodes(nodes)),
+                      else sum(n.cost_usd or 0.0 for n in _calls(steps))),
             elapsed_s=float(result.get("elapsed_s") or 0.0), error=result.get("error"),
             sandbox=dict(result.get("sandbox") or {}),
             unpriced_models=list(result.get("unpriced_models") or ()), replay_of=head[7],
@@ -423,25 +424,16 @@ def _node(data: str) -> TraceNode:
     return node_from_json(json.loads(data))
 
 
-def _cost_of_nodes(rows: list[tuple[Any, ...]]) -> float:
-    """Cost of a run that never finished: the sum over its priced model calls."""
-    total = 0.0
-    for (data,) in rows:
-        node = json.loads(data)
-        if node.get("kind") in ("root_call", "llm_query"):
-            total += float(node.get("cost_usd") or 0.0)
-    return total
+def _calls(nodes: list[TraceNode]) -> list[TraceNode]:
+    """The model calls among a run's steps: what a run that never finished spent."""
+    return [n for n in nodes if n.kind in ("root_call", "llm_query")]
 
 
-def _usage_of_nodes(rows: list[tuple[Any, ...]]) -> Usage:
-    """Usage of a run that never finished: the sum over its model calls."""
+def _usage_of_calls(nodes: list[TraceNode]) -> Usage:
     total = Usage()
-    for (data,) in rows:
-        node = json.loads(data)
-        if node.get("kind") in ("root_call", "llm_query"):
-            usage = usage_from_json(node.get("usage"))
-            if usage is not None:
-                total.add(usage)
+    for node in _calls(nodes):
+        if node.usage is not None:
+            total.add(node.usage)
     return total
 
 

@@ -16,7 +16,6 @@ from PySide6.QtCore import (
     QByteArray,
     QCoreApplication,
     QItemSelection,
-    QModelIndex,
     QSettings,
     Qt,
     QTimer,
@@ -333,9 +332,9 @@ class MainWindow(QMainWindow):
         from rlm_desktop.engine.budget import Pricing
         from rlm_desktop.testing import demo
 
-        return RunConfig(base_url=self._demo_server.base_url, api_key="demo-needs-no-key",
-                         model=demo.MODEL, sub_model=demo.MODEL, limits=config.limits,
-                         pricing=Pricing(), sandbox=config.sandbox)
+        return dataclasses.replace(config, base_url=self._demo_server.base_url,
+                                   api_key="demo-needs-no-key", model=demo.MODEL,
+                                   sub_model=demo.MODEL, pricing=Pricing())
 
     def _show_model(self) -> None:
         if self._demo_server is not None:
@@ -732,20 +731,8 @@ class MainWindow(QMainWindow):
                 return
 
     def model_nodes(self) -> list[TraceNode]:
-        """Every step in the tree, depth first (the automation and tests read it)."""
-        found: list[TraceNode] = []
-        model = self.model
-        pending = [QModelIndex()]
-        while pending:
-            parent = pending.pop()
-            rows = [model.index(row, 0, parent) for row in range(model.rowCount(parent))]
-            for index in rows:
-                node = model.data(index, NodeRole)
-                if node is not None:
-                    found.append(node)
-            pending.extend(reversed(rows))
-        found.sort(key=lambda node: node.id)
-        return found
+        """Every step in the tree, by id (the automation and tests read it)."""
+        return self.model.nodes()
 
     def select_node(self, node_id: int) -> bool:
         """Select a step by id (the tree scrolls to it); False when it is filtered out."""
@@ -810,12 +797,9 @@ class MainWindow(QMainWindow):
         return None
 
     def _kind_of(self, path: str, name: str) -> str:
-        entry = self._reopened.document(name) if self._reopened is not None else None
-        if entry is not None:
-            return entry.kind
-        for document in [*self._run_documents, *self.corpus.documents()]:
-            if document.path == path and (not name or document.name == name):
-                return document.kind
+        resolved = self._resolve_document(name) if name else None
+        if resolved is not None and resolved[0] == path:
+            return resolved[1]
         return "pdf" if path.lower().endswith(".pdf") else "text"
 
     # -- saved investigations -----------------------------------------------------------------
@@ -1058,14 +1042,13 @@ class MainWindow(QMainWindow):
     def _confirm_resume_endpoint(self, investigation_id: str, base_url: str | None) -> bool:
         """Resuming sends the run's conversation, document excerpts included, to the
         endpoint in use now: ask first when that is another server than the recorded one."""
-        from urllib.parse import urlsplit
+        from rlm_desktop.sessions.replay import same_server
 
         investigation = self._load(investigation_id)
         if investigation is None:
             return False
         recorded = investigation.settings.get("base_url")
-        default = "https://api.openai.com/v1"
-        if urlsplit(recorded or default).hostname == urlsplit(base_url or default).hostname:
+        if same_server(recorded, base_url):
             return True
         answer = QMessageBox.question(
             self, "Resume on another server",

@@ -27,7 +27,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor
 
 from rlm_desktop.corpus.document import one_line
-from rlm_desktop.engine.summary import started_summary, summarize
+from rlm_desktop.engine.summary import CODE_MARKER, started_summary, summarize
 from rlm_desktop.engine.trace import TraceEvent, TraceNode
 from rlm_desktop.ui.icons import kind_icon, running_icon
 from rlm_desktop.ui.richtext import tooltip
@@ -35,7 +35,6 @@ from rlm_desktop.ui.richtext import tooltip
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 NodeRole = int(Qt.ItemDataRole.UserRole) + 1  # data(index, NodeRole) -> TraceNode
-CODE_MARKER = "⌗ "   # how engine.summary starts a running code cell's line
 
 COLUMNS = ("Step", "Summary", "Duration", "Tokens", "Cost")
 STEP, SUMMARY, DURATION, TOKENS, COST = range(len(COLUMNS))
@@ -237,6 +236,11 @@ class TraceTreeModel(QAbstractItemModel):
 
     def node_count(self) -> int:
         return len(self._items) - 1
+
+    def nodes(self) -> list[TraceNode]:
+        """Every step in the model, by id."""
+        return sorted((item.node for item in self._items.values() if item.node is not None),
+                      key=lambda node: node.id)
 
     def is_running(self, node_id: int) -> bool:
         """True while the step has started and not yet ended (False for unknown ids)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QTimer
+from tree_support import walk
 
 from rlm_desktop.corpus.document import Document
 from rlm_desktop.corpus.ingest import ingest
@@ -122,13 +123,13 @@ def test_cancel_mid_batch_finishes_quickly_as_cancelled(
         bridge.start(documents, "q?", config(server, concurrency=4))
         qtbot.waitUntil(lambda: any(
             model.data(i, NodeRole).kind == "llm_query"
-            for i in _all(model)), timeout=20_000)
+            for i in walk(model)), timeout=20_000)
         started = time.monotonic()
         bridge.cancel()
     took = ended[0] - started
     assert finished.args[0].status == "cancelled"
     assert took < 5
-    nodes = [model.data(i, NodeRole) for i in _all(model)]
+    nodes = [model.data(i, NodeRole) for i in walk(model)]
     assert any(n.kind == "llm_query" and n.error == "cancelled" for n in nodes)
 
 
@@ -158,18 +159,6 @@ def test_background_work_reports_on_the_gui_thread(qtbot: Any) -> None:
     run_in_background(boom, lambda v: None, lambda e, d: record("failed", type(e).__name__))
     qtbot.waitUntil(lambda: len(seen) == 2, timeout=5_000)
     assert sorted(seen) == [("done", 42, True), ("failed", "KeyError", True)]
-
-
-def _all(model: TraceTreeModel, parent: Any = None) -> list[Any]:
-    from PySide6.QtCore import QModelIndex
-
-    parent = parent if parent is not None else QModelIndex()
-    found = []
-    for row in range(model.rowCount(parent)):
-        index = model.index(row, 0, parent)
-        found.append(index)
-        found.extend(_all(model, index))
-    return found
 
 
 def burst(trace: Trace, cells: int = 30, calls: int = 100) -> None:

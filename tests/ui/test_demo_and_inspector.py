@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tree_support import walk
+
 from rlm_desktop.corpus.ingest import ingest
 from rlm_desktop.engine.run import RunResult
 from rlm_desktop.engine.trace import TraceNode
@@ -98,15 +100,7 @@ def test_kind_filter_hides_other_steps_but_keeps_the_run(
         action.setChecked(kind == "llm_query")
     assert window.kinds_button.text() == "1 of 8 kinds"
     run = window.proxy.index(0, 0)
-    shown = []
-
-    def walk(parent: Any) -> None:
-        for row in range(window.proxy.rowCount(parent)):
-            index = window.proxy.index(row, 0, parent)
-            shown.append(window.proxy.data(index, NodeRole).kind)
-            walk(index)
-
-    walk(run)
+    shown = [window.proxy.data(index, NodeRole).kind for index in walk(window.proxy, run)]
     # The child calls, and the code cells that made them, so they are seen in place.
     assert "llm_query" in shown and "grep" not in shown and "root_call" not in shown
     assert set(shown) <= {"llm_query", "code"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QSize, Qt
+from PySide6.QtCore import QSize, Qt
+from tree_support import walk
 
 from rlm_desktop.engine.summary import summarize
 from rlm_desktop.engine.trace import Trace, TraceEvent, TraceNode, Usage
@@ -82,15 +83,6 @@ def nested_run(rec: Recorder, feed: Callable[[], None]) -> dict[str, TraceNode]:
     feed()
     return {"run": run, "root": root, "code": code, "query": query, "sub": sub,
             "failed": children[3]}
-
-
-def walk(model: Any, parent: QModelIndex = QModelIndex()) -> list[QModelIndex]:  # noqa: B008
-    found = []
-    for row in range(model.rowCount(parent)):
-        index = model.index(row, 0, parent)
-        found.append(index)
-        found.extend(walk(model, index))
-    return found
 
 
 def test_model_passes_the_model_tester_while_batches_stream(
