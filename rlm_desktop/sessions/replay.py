@@ -116,6 +116,7 @@ class RerunPlan:
     replay_of: str
     skipped: list[str]            # source files that could not be read again, with reasons
     mode: str = "replay"          # "replay" | "live" | "resume": recorded with the rerun
+    recorded_base_url: str | None = None   # the endpoint the investigation was run with
 
 
 def same_server(recorded_url: str | None, url: str | None) -> bool:
@@ -185,7 +186,7 @@ def plan_rerun(store: Store, investigation_id: str, *, replay: bool = True,
         sub_model=sub_model or (model if model else config.sub_model))
     mode = "resume" if resume else "replay" if replay else "live"
     return RerunPlan(investigation.question, list(documents), config, investigation.id,
-                     skipped, mode)
+                     skipped, mode, investigation.settings.get("base_url"))
 
 
 def _same_files(investigation: Investigation, documents: Sequence[Document],

@@ -999,8 +999,6 @@ class MainWindow(QMainWindow):
             # The limits in Settings now (a run stopped by a budget resumes with the one
             # raised there), and a word before its conversation goes to another server.
             options.update(resume=True, limits=current.limits)
-            if not self._confirm_resume_endpoint(investigation_id, current.base_url):
-                return False
         self._plans += 1
         generation = self._planning = self._plans
         self._update_actions()
@@ -1020,6 +1018,9 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(
                     f"{len(plan.skipped)} file(s) could not be read again; running on the "
                     "rest.", 10000)
+            if plan.mode == "resume" and not self._confirm_resume_endpoint(plan):
+                self.statusBar().showMessage("Not resumed.", 5000)
+                return
             self.question.setPlainText(plan.question)
             self._resume_cache = plan.config.replay if plan.mode == "resume" else None
             if self._start(plan.documents, plan.question, plan.config,
@@ -1039,15 +1040,12 @@ class MainWindow(QMainWindow):
                           planned, failed, name="rlm-plan-rerun")
         return True
 
-    def _confirm_resume_endpoint(self, investigation_id: str, base_url: str | None) -> bool:
+    def _confirm_resume_endpoint(self, plan: Any) -> bool:
         """Resuming sends the run's conversation, document excerpts included, to the
         endpoint in use now: ask first when that is another server than the recorded one."""
         from rlm_desktop.sessions.replay import same_server
 
-        investigation = self._load(investigation_id)
-        if investigation is None:
-            return False
-        recorded = investigation.settings.get("base_url")
+        recorded, base_url = plan.recorded_base_url, plan.config.base_url
         if same_server(recorded, base_url):
             return True
         answer = QMessageBox.question(
